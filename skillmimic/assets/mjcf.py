@@ -1,0 +1,179 @@
+"""Build the MJCF models (humanoid, ball, floor, scene) from the skeleton table.
+
+Why code and not a hand-kept XML: the skeleton numbers live in one table, and the
+physics knobs (timestep, integrator, ball mass/friction/bounce) come from typed
+config, so the CPU and GPU engines, the viewer and the tests always load the same
+model. ``python -m skillmimic.assets.mjcf`` writes the XML files under ``assets/``.
+
+PD control: Isaac Gym's DOF position drive is ``kp (target - q) - kd qdot``. In MuJoCo
+a joint ``stiffness`` is a passive spring about ``springref``, not a PD target, so each
+hinge gets a ``position`` actuator with ``kp`` and ``kv`` from the table; the
+``implicitfast`` integrator treats the ``kv`` damping implicitly, which is what keeps
+the 10 g finger segments (kd/inertia ~ 500/s) stable at 120-240 Hz.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from .skeleton import SKELETON_BALLPLAY, Skeleton
+
+ASSET_DIR = pathlib.Path(__file__).resolve().parents[2] / "assets"
+
+HINGE_AXES = (("x", "1 0 0"), ("y", "0 1 0"), ("z", "0 0 1"))
+
+
+def _fmt(values) -> str:
+    return " ".join(f"{float(v):.9g}" for v in values)
+
+
+@dataclass
+class BallConfig:
+    """The basketball. Defaults reproduce the original's *effective* values.
+
+    The original URDF has no inertial, so Isaac Gym derived the mass from
+    ``ballDensity: 1000`` -> 7.24 kg for r = 0.12 m. ``restitution`` is the target
+    coefficient of restitution; ``contact_stiffness``/``contact_damping`` are the
+    MuJoCo direct solref (-k, -b) that realise it, calibrated by
+    ``skillmimic.assets.calibrate_ball`` (drop test) for the default physics step.
+    """
+
+    radius: float = 0.12
+    mass: float = 4.0 / 3.0 * math.pi * 0.12**3 * 1000.0
+    friction: float = 1.0
+    restitution: float = 0.8
+    contact_stiffness: float = 80000.0
+    contact_damping: float = 30.0
+
+
+@dataclass
+class PhysicsConfig:
+    """Physics step. Control runs at ``1 / (timestep * substeps)`` Hz (60 Hz like the data)."""
+
+    timestep: float = 1.0 / 240.0
+    substeps: int = 4
+    integrator: str = "implicitfast"
+    iterations: int = 20
+    ls_iterations: int = 10
+    cone: str = "pyramidal"
+
+    @property
+    def control_dt(self) -> float:
+        return self.timestep * self.substeps
+
+
+@dataclass
+class SceneConfig:
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    ball: BallConfig = field(default_factory=BallConfig)
+    floor_friction: float = 1.0
+    self_collision: bool = True
+    contact_sensors: bool = True
+
+
+def _add_body(parent: ET.Element, skel: Skeleton, i: int, children: dict[int, list[int]]) -> None:
+    name = skel.names[i]
+    body = ET.SubElement(parent, "body", name=name, pos=_fmt(skel.offsets[i]))
+    if skel.parents[i] < 0:
+        ET.SubElement(body, "freejoint", name="root")
+    else:
+        for axis_name, axis in HINGE_AXES:
+            ET.SubElement(body, "joint", name=f"{name}_{axis_name}", axis=axis, **{"class": "hinge"})
+    gtype, size, where, density = skel.geoms[i]
+    attrs = {"type": gtype, "size": _fmt(size), "density": f"{density:.9g}", "class": "body"}
+    if gtype == "capsule":
+        attrs["fromto"] = _fmt(where)
+    else:
+        attrs["pos"] = _fmt(where)
+    ET.SubElement(body, "geom", name=f"{name}_geom", **attrs)
+    for child in children.get(i, []):
+        _add_body(body, skel, child, children)
+
+
+def humanoid_elements(skel: Skeleton = SKELETON_BALLPLAY) -> tuple[ET.Element, ET.Element]:
+    """(body tree, actuator block) of the humanoid."""
+    children: dict[int, list[int]] = {}
+    for i, p in enumerate(skel.parents):
+        children.setdefault(p, []).append(i)
+    holder = ET.Element("worldbody")
+    _add_body(holder, skel, children[-1][0], children)
+    actuators = ET.Element("actuator")
+    for i in range(1, skel.num_bodies):
+        for axis_name, _ in HINGE_AXES:
+            jname = f"{skel.names[i]}_{axis_name}"
+            ET.SubElement(actuators, "position", name=jname, joint=jname,
+                          kp=f"{skel.kp[i]:.9g}", kv=f"{skel.kd[i]:.9g}")
+    return holder[0], actuators
+
+
+def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BALLPLAY) -> str:
+    """The full scene: floor, humanoid, ball, contact sensors."""
+    cfg = cfg or SceneConfig()
+    ph = cfg.physics
+    root = ET.Element("mujoco", model="skillmimic_ballplay")
+    ET.SubElement(root, "compiler", angle="radian", autolimits="true")
+    ET.SubElement(root, "option", timestep=f"{ph.timestep:.12g}", integrator=ph.integrator,
+                  iterations=str(ph.iterations), ls_iterations=str(ph.ls_iterations), cone=ph.cone)
+    ET.SubElement(root, "size", memory="8M")
+    default = ET.SubElement(root, "default")
+    hinge = ET.SubElement(default, "default", **{"class": "hinge"})
+    ET.SubElement(hinge, "joint", type="hinge", armature="0.02", limited="true",
+                  range=f"{-math.pi:.9g} {math.pi:.9g}")
+    ET.SubElement(hinge, "position", ctrlrange=f"{-math.pi:.9g} {math.pi:.9g}")
+    body_cls = ET.SubElement(default, "default", **{"class": "body"})
+    # contype 1 / conaffinity 1: self-collision on (the original's collision filter 0);
+    # contype 2 / conaffinity 2 leaves the humanoid out of all self-contacts.
+    ctype = "1" if cfg.self_collision else "2"
+    caff = "1" if cfg.self_collision else "2"
+    ET.SubElement(body_cls, "geom", condim="3", friction="1 0.005 0.0001",
+                  contype=ctype, conaffinity=caff, rgba="0.8 0.6 0.4 1")
+
+    asset = ET.SubElement(root, "asset")
+    ET.SubElement(asset, "texture", name="grid", type="2d", builtin="checker", rgb1=".25 .3 .35",
+                  rgb2=".35 .4 .45", width="512", height="512", mark="edge", markrgb=".5 .5 .5")
+    ET.SubElement(asset, "material", name="grid", texture="grid", texrepeat="20 20", reflectance="0.1")
+
+    world = ET.SubElement(root, "worldbody")
+    ET.SubElement(world, "light", pos="0 0 6", dir="0 0 -1", directional="true")
+    ET.SubElement(world, "geom", name="floor", type="plane", size="50 50 0.1", material="grid",
+                  condim="3", friction=f"{cfg.floor_friction:.9g} 0.005 0.0001", contype="3", conaffinity="3")
+    humanoid, actuators = humanoid_elements(skel)
+    humanoid.set("pos", "0 0 1")
+    world.append(humanoid)
+
+    b = cfg.ball
+    ball = ET.SubElement(world, "body", name="ball", pos="0 0.5 1")
+    ET.SubElement(ball, "freejoint", name="ball")
+    # priority 1: the ball's friction and solref decide every contact it takes part in.
+    ET.SubElement(ball, "geom", name="ball_geom", type="sphere", size=f"{b.radius:.9g}",
+                  mass=f"{b.mass:.9g}", condim="3", priority="1", contype="3", conaffinity="3",
+                  friction=f"{b.friction:.9g} 0.005 0.0001",
+                  solref=f"{-b.contact_stiffness:.9g} {-b.contact_damping:.9g}",
+                  rgba="0.9 0.45 0.1 1")
+    root.append(actuators)
+
+    if cfg.contact_sensors:
+        sensor = ET.SubElement(root, "sensor")
+        # Net contact force (world frame) on each humanoid body and on the ball.
+        for name in (*skel.names, "ball"):
+            ET.SubElement(sensor, "contact", name=f"cf_{name}", body1=name, data="force",
+                          reduce="netforce", num="1")
+        ET.SubElement(sensor, "contact", name="ball_floor", geom1="ball_geom", geom2="floor", data="found")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode")
+
+
+def write_assets(out_dir: pathlib.Path = ASSET_DIR) -> list[pathlib.Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "ballplay_scene.xml"
+    path.write_text("<!-- generated by `python -m skillmimic.assets.mjcf`; do not edit -->\n"
+                    + build_scene_xml() + "\n")
+    return [path]
+
+
+if __name__ == "__main__":
+    for p in write_assets():
+        print(f"wrote {p}")
