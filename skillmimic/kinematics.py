@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .assets.skeleton import SKELETON_BALLPLAY, Skeleton
@@ -29,14 +30,27 @@ class BodyKinematics:
 
 
 class ForwardKinematics:
-    """FK for one skeleton; tensors of the tree are cached per (device, dtype)."""
+    """FK for one skeleton; constant index tensors are cached per (device, dtype).
+
+    Positions/rotations: one batched step per tree level (12 for this skeleton; measured
+    ~2x faster on CPU than pointer jumping over all bodies). Velocities: each joint adds
+    ``d_j = R_parent(j) w_j`` (its hinge rates in world axes) to every descendant, so
+    ``omega = omega_root + A d`` and ``v_i = v_root + omega_root x r_i + sum_j d_j x (r_i - r_j)``
+    with the constant ancestor matrix ``A`` -- a few batched ops regardless of depth.
+    """
 
     def __init__(self, skeleton: Skeleton = SKELETON_BALLPLAY):
         self.skeleton = skeleton
+        nb = skeleton.num_bodies
         depth = skeleton.depth
-        self._levels = [
-            [i for i in range(skeleton.num_bodies) if depth[i] == d] for d in range(1, int(depth.max()) + 1)
-        ]
+        self._levels = [[i for i in range(nb) if depth[i] == d] for d in range(1, int(depth.max()) + 1)]
+        ancestor = np.zeros((nb, nb - 1))
+        for i in range(1, nb):
+            j = i
+            while j > 0:  # joints on the path root -> i (joint j-1 moves body j)
+                ancestor[i, j - 1] = 1.0
+                j = skeleton.parents[j]
+        self._ancestor = ancestor
         self._cache: dict = {}
 
     def _tensors(self, device, dtype):
@@ -47,9 +61,11 @@ class ForwardKinematics:
             levels = []
             for ids in self._levels:
                 ids_t = torch.tensor(ids, device=device)
-                parents = torch.tensor([sk.parents[i] for i in ids], device=device)
-                levels.append((ids_t, parents, ids_t - 1))  # joint index = body index - 1
-            self._cache[key] = (offsets, levels)
+                levels.append((ids_t, torch.tensor([sk.parents[i] for i in ids], device=device),
+                               ids_t - 1, offsets[ids_t].unsqueeze(-1)))
+            parents = torch.tensor(sk.parents[1:], device=device)
+            ancestor = torch.as_tensor(self._ancestor, device=device, dtype=dtype)
+            self._cache[key] = (levels, parents, ancestor)
         return self._cache[key]
 
     def __call__(
@@ -63,40 +79,34 @@ class ForwardKinematics:
     ) -> BodyKinematics:
         batch = root_pos.shape[:-1]
         nb = self.skeleton.num_bodies
-        offsets, levels = self._tensors(root_pos.device, root_pos.dtype)
+        levels, parents, ancestor = self._tensors(root_pos.device, root_pos.dtype)
         angles = dof_pos.reshape(*batch, nb - 1, 3)
-        local_rot = hinge_xyz_to_matrix(angles)  # (..., nj, 3, 3)
-        pos = root_pos.new_zeros(*batch, nb, 3)
-        rot = root_pos.new_zeros(*batch, nb, 3, 3)
+        local_rot = hinge_xyz_to_matrix(angles)
+        pos = root_pos.new_empty(*batch, nb, 3)
+        rot = root_pos.new_empty(*batch, nb, 3, 3)
         pos[..., 0, :] = root_pos
         rot[..., 0, :, :] = quat_to_matrix(root_quat)
-        with_vel = dof_vel is not None
-        if with_vel:
-            qd = dof_vel.reshape(*batch, nb - 1, 3)
-            # Angular velocity of the joint in the parent frame: x-hinge axis, then the
-            # y axis after the x rotation, then the z axis after x and y.
-            ca, sa = torch.cos(angles[..., 0]), torch.sin(angles[..., 0])
-            cb, sb = torch.cos(angles[..., 1]), torch.sin(angles[..., 1])
-            ex = torch.stack([torch.ones_like(ca), torch.zeros_like(ca), torch.zeros_like(ca)], -1)
-            ey = torch.stack([torch.zeros_like(ca), ca, sa], -1)
-            ez = torch.stack([sb, -sa * cb, ca * cb], -1)
-            local_w = ex * qd[..., 0:1] + ey * qd[..., 1:2] + ez * qd[..., 2:3]
-            lin = root_pos.new_zeros(*batch, nb, 3)
-            ang = root_pos.new_zeros(*batch, nb, 3)
-            lin[..., 0, :] = root_lin_vel
-            ang[..., 0, :] = root_ang_vel
-        for ids, parents, joints in levels:
-            r_par = rot[..., parents, :, :]
-            off_world = torch.einsum("...ij,...j->...i", r_par, offsets[ids].expand(*batch, -1, -1))
-            pos[..., ids, :] = pos[..., parents, :] + off_world
+        for ids, par, joints, off in levels:
+            r_par = rot[..., par, :, :]
             rot[..., ids, :, :] = r_par @ local_rot[..., joints, :, :]
-            if with_vel:
-                w_par = ang[..., parents, :]
-                ang[..., ids, :] = w_par + torch.einsum("...ij,...j->...i", r_par, local_w[..., joints, :])
-                lin[..., ids, :] = lin[..., parents, :] + torch.cross(w_par, off_world, dim=-1)
-        if with_vel:
-            return BodyKinematics(pos, rot, lin, ang)
-        return BodyKinematics(pos, rot)
+            pos[..., ids, :] = pos[..., par, :] + (r_par @ off).squeeze(-1)
+        if dof_vel is None:
+            return BodyKinematics(pos, rot)
+        qd = dof_vel.reshape(*batch, nb - 1, 3)
+        # Hinge rates in the parent frame: x axis, y axis after Rx, z axis after Rx Ry.
+        ca, sa = torch.cos(angles[..., 0]), torch.sin(angles[..., 0])
+        cb, sb = torch.cos(angles[..., 1]), torch.sin(angles[..., 1])
+        local_w = torch.stack([
+            qd[..., 0] + sb * qd[..., 2],
+            ca * qd[..., 1] - sa * cb * qd[..., 2],
+            sa * qd[..., 1] + ca * cb * qd[..., 2],
+        ], dim=-1)
+        d = (rot[..., parents, :, :] @ local_w.unsqueeze(-1)).squeeze(-1)   # (..., nj, 3) world
+        rel = pos - pos[..., :1, :]                                          # origins relative to root
+        ang = root_ang_vel.unsqueeze(-2) + ancestor @ d
+        lin = (root_lin_vel.unsqueeze(-2) + torch.cross(root_ang_vel.unsqueeze(-2).expand_as(rel), rel, dim=-1)
+               + torch.cross(ancestor @ d, rel, dim=-1) - ancestor @ torch.cross(d, rel[..., 1:, :], dim=-1))
+        return BodyKinematics(pos, rot, lin, ang)
 
 
 _DEFAULT_FK: ForwardKinematics | None = None

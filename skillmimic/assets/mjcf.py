@@ -157,9 +157,10 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
 
     if cfg.contact_sensors:
         sensor = ET.SubElement(root, "sensor")
-        # Net contact force (world frame) on each humanoid body and on the ball.
+        # Net contact force (world frame) acting ON each humanoid body and on the ball: MuJoCo
+        # reports the force on body2 from its partners (body1 would give the reaction).
         for name in (*skel.names, "ball"):
-            ET.SubElement(sensor, "contact", name=f"cf_{name}", body1=name, data="force",
+            ET.SubElement(sensor, "contact", name=f"cf_{name}", body2=name, data="force",
                           reduce="netforce", num="1")
         ET.SubElement(sensor, "contact", name="ball_floor", geom1="ball_geom", geom2="floor", data="found")
     ET.indent(root)

@@ -1,0 +1,253 @@
+"""The batched simulator interface every physics backend implements.
+
+Why one interface: environments, resets, rewards and the viewer talk to N worlds of the
+humanoid+ball scene through torch tensors on one device, and do not care whether MuJoCo C
+(CPU threads) or MuJoCo Warp (CUDA) steps them. Backends only move joint-space state
+(qpos/qvel) and contact sensor data in and out; body kinematics come from the shared
+torch forward kinematics, so both engines report bodies identically.
+
+Frames: world z-up; quaternions wxyz; angular velocities in the world frame (MuJoCo's free
+joint stores them in the local frame -- converted here, once); body linear velocities are
+those of the body frame origins.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import mujoco
+import torch
+
+from ..assets.mjcf import SceneConfig, build_scene_xml
+from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
+from ..kinematics import ForwardKinematics
+from ..rotations import quat_normalize, quat_rotate, quat_conj
+from ..state import JointState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SceneLayout:
+    """Where things live in MuJoCo's qpos/qvel/ctrl/sensordata for this scene."""
+
+    nq: int
+    nv: int
+    nu: int
+    nsensordata: int
+    root_q: slice          # 7: pos + quat
+    dof_q: slice
+    ball_q: slice          # 7
+    root_v: slice          # 6: lin (world) + ang (local)
+    dof_v: slice
+    ball_v: slice
+    contact_force: slice   # (nbody + 1) * 3: humanoid bodies then ball
+    ball_floor: int        # index of the ball-floor contact flag
+
+    @classmethod
+    def from_model(cls, model: mujoco.MjModel, skeleton: Skeleton) -> "SceneLayout":
+        ndof = skeleton.num_dof
+        root = model.joint("root")
+        ball = model.joint("ball")
+        qa, va = int(root.qposadr[0]), int(root.dofadr[0])
+        qb, vb = int(ball.qposadr[0]), int(ball.dofadr[0])
+        cf0 = int(model.sensor(f"cf_{skeleton.names[0]}").adr[0])
+        bf = int(model.sensor("ball_floor").adr[0])
+        if model.nu != ndof:
+            raise ValueError(f"scene has {model.nu} actuators, skeleton has {ndof} DOF")
+        return cls(
+            nq=model.nq, nv=model.nv, nu=model.nu, nsensordata=model.nsensordata,
+            root_q=slice(qa, qa + 7), dof_q=slice(qa + 7, qa + 7 + ndof), ball_q=slice(qb, qb + 7),
+            root_v=slice(va, va + 6), dof_v=slice(va + 6, va + 6 + ndof), ball_v=slice(vb, vb + 6),
+            contact_force=slice(cf0, cf0 + 3 * (skeleton.num_bodies + 1)), ball_floor=bf,
+        )
+
+
+@dataclass
+class SceneState:
+    """Everything a backend reports after a step, as tensors on the simulator's device."""
+
+    joint: JointState
+    body_pos: torch.Tensor             # (N, nbody, 3)
+    body_rot: torch.Tensor             # (N, nbody, 3, 3)
+    body_lin_vel: torch.Tensor         # (N, nbody, 3)
+    body_ang_vel: torch.Tensor         # (N, nbody, 3)
+    # Contact readings cover the whole control step (mean force over its substeps, flag if any).
+    contact_forces: torch.Tensor       # (N, nbody, 3) net contact force on each body, world frame
+    ball_contact_force: torch.Tensor   # (N, 3) net contact force on the ball, world frame
+    ball_floor_contact: torch.Tensor   # (N,) bool
+
+
+class Simulator(ABC):
+    """N worlds of the humanoid+ball scene on one device.
+
+    Usage: ``set_state(ids, JointState)`` for resets, ``set_pd_targets(targets)`` (hinge
+    angle targets, rad), ``step()`` (``substeps`` physics steps at ``control_dt``), then read
+    ``state`` (a :class:`SceneState`). Worlds whose state becomes non-finite are flagged in
+    ``nonfinite`` after the step that produced it (their reported state is zeroed, not NaN,
+    so one bad world never poisons batched observation/reward code) and counted in
+    ``nonfinite_count``; reset them with ``set_state``.
+    """
+
+    backend: str = "base"
+
+    def __init__(self, num_worlds: int, scene: SceneConfig | None = None, device: str | torch.device = "cpu",
+                 skeleton: Skeleton = SKELETON_BALLPLAY):
+        if num_worlds < 1:
+            raise ValueError(f"num_worlds must be >= 1, got {num_worlds}")
+        self.num_worlds = int(num_worlds)
+        self.scene_cfg = scene or SceneConfig()
+        self.device = torch.device(device)
+        self.skeleton = skeleton
+        self.xml = build_scene_xml(self.scene_cfg, skeleton)
+        self.model = mujoco.MjModel.from_xml_string(self.xml)
+        self.layout = SceneLayout.from_model(self.model, skeleton)
+        self.substeps = int(self.scene_cfg.physics.substeps)
+        self.control_dt = float(self.scene_cfg.physics.control_dt)
+        self._fk = ForwardKinematics(skeleton)
+        self.nonfinite = torch.zeros(self.num_worlds, dtype=torch.bool, device=self.device)
+        self.nonfinite_count = 0
+        self.state: SceneState
+
+    # -- backend hooks ---------------------------------------------------------------
+    @abstractmethod
+    def _write_qpos_qvel(self, ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Overwrite qpos/qvel of worlds ``ids`` (float64 tensors on the simulator device)."""
+
+    @abstractmethod
+    def _write_ctrl(self, ctrl: torch.Tensor) -> None:
+        """Set actuator controls of all worlds, (N, nu)."""
+
+    @abstractmethod
+    def _advance(self) -> None:
+        """Run ``substeps`` physics steps for all worlds."""
+
+    @abstractmethod
+    def _read(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(qpos (N, nq), qvel (N, nv), sensordata (N, nsensordata)) of all worlds."""
+
+    def _diverged(self) -> torch.Tensor | None:
+        """Worlds the engine itself saw go bad during the last step (beyond non-finite output)."""
+        return None
+
+    # -- public API ----------------------------------------------------------------------
+    def set_state(self, ids: torch.Tensor | None, state: JointState) -> None:
+        """Teleport worlds ``ids`` (all if None) to ``state`` (one row per id)."""
+        ids = self._ids(ids)
+        if state.num_worlds != len(ids):
+            raise ValueError(f"set_state: {len(ids)} world ids but a state batch of {state.num_worlds}")
+        st = state.to(self.device, torch.float64)
+        lay = self.layout
+        qpos = torch.zeros(len(ids), lay.nq, dtype=torch.float64, device=self.device)
+        qvel = torch.zeros(len(ids), lay.nv, dtype=torch.float64, device=self.device)
+        root_quat = quat_normalize(st.root_quat)
+        ball_quat = quat_normalize(st.ball_quat)
+        qpos[:, lay.root_q] = torch.cat([st.root_pos, root_quat], -1)
+        qpos[:, lay.dof_q] = st.dof_pos
+        qpos[:, lay.ball_q] = torch.cat([st.ball_pos, ball_quat], -1)
+        qvel[:, lay.root_v] = torch.cat([st.root_lin_vel, quat_rotate(quat_conj(root_quat), st.root_ang_vel)], -1)
+        qvel[:, lay.dof_v] = st.dof_vel
+        qvel[:, lay.ball_v] = torch.cat([st.ball_lin_vel, quat_rotate(quat_conj(ball_quat), st.ball_ang_vel)], -1)
+        self._write_qpos_qvel(ids, qpos, qvel)
+        self.nonfinite[ids] = False
+        self._refresh()
+
+    def set_pd_targets(self, targets: torch.Tensor) -> None:
+        if targets.shape != (self.num_worlds, self.layout.nu):
+            raise ValueError(f"PD targets must be ({self.num_worlds}, {self.layout.nu}), got {tuple(targets.shape)}")
+        self._write_ctrl(targets.to(self.device, torch.float64))
+
+    def step(self) -> SceneState:
+        self._advance()
+        self._refresh()
+        return self.state
+
+    def close(self) -> None:
+        """Release threads/device resources (idempotent)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- shared machinery ------------------------------------------------------------------
+    def _ids(self, ids) -> torch.Tensor:
+        if ids is None:
+            return torch.arange(self.num_worlds, device=self.device)
+        ids = torch.as_tensor(ids, device=self.device, dtype=torch.long).reshape(-1)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_worlds):
+            raise IndexError(f"world ids out of range [0, {self.num_worlds}): {ids.tolist()}")
+        return ids
+
+    def _refresh(self) -> None:
+        qpos, qvel, sens = self._read()
+        # sum() propagates NaN/inf: one reduction per world instead of an elementwise mask
+        bad = ~torch.isfinite(qpos.sum(-1) + qvel.sum(-1) + sens.sum(-1))
+        diverged = self._diverged()
+        if diverged is not None:
+            bad |= diverged
+        newly = bad & ~self.nonfinite
+        if newly.any():
+            n = int(newly.sum())
+            self.nonfinite_count += n
+            log.warning("%s: %d world(s) became non-finite (ids %s); flagged for reset",
+                        self.backend, n, newly.nonzero().flatten()[:16].tolist())
+        self.nonfinite |= bad
+        if bad.any():
+            qpos = torch.where(bad[:, None], torch.zeros_like(qpos), qpos)
+            qvel = torch.where(bad[:, None], torch.zeros_like(qvel), qvel)
+            sens = torch.where(bad[:, None], torch.zeros_like(sens), sens)
+            qpos[bad, self.layout.root_q.start + 3] = 1.0
+            qpos[bad, self.layout.ball_q.start + 3] = 1.0
+        self.state = self._scene_state(qpos, qvel, sens)
+
+    def _scene_state(self, qpos: torch.Tensor, qvel: torch.Tensor, sens: torch.Tensor) -> SceneState:
+        lay = self.layout
+        qpos = qpos.to(torch.float32)
+        qvel = qvel.to(torch.float32)
+        sens = sens.to(torch.float32)
+        root_quat = quat_normalize(qpos[:, lay.root_q.start + 3:lay.root_q.stop])
+        ball_quat = quat_normalize(qpos[:, lay.ball_q.start + 3:lay.ball_q.stop])
+        rv, bv = qvel[:, lay.root_v], qvel[:, lay.ball_v]
+        joint = JointState(
+            root_pos=qpos[:, lay.root_q.start:lay.root_q.start + 3],
+            root_quat=root_quat,
+            root_lin_vel=rv[:, :3],
+            root_ang_vel=quat_rotate(root_quat, rv[:, 3:]),
+            dof_pos=qpos[:, lay.dof_q],
+            dof_vel=qvel[:, lay.dof_v],
+            ball_pos=qpos[:, lay.ball_q.start:lay.ball_q.start + 3],
+            ball_quat=ball_quat,
+            ball_lin_vel=bv[:, :3],
+            ball_ang_vel=quat_rotate(ball_quat, bv[:, 3:]),
+        )
+        kin = self._fk(joint.root_pos, joint.root_quat, joint.dof_pos,
+                       joint.root_lin_vel, joint.root_ang_vel, joint.dof_vel)
+        forces = sens[:, lay.contact_force].reshape(self.num_worlds, -1, 3)
+        return SceneState(
+            joint=joint,
+            body_pos=kin.pos, body_rot=kin.rot, body_lin_vel=kin.lin_vel, body_ang_vel=kin.ang_vel,
+            contact_forces=forces[:, :-1], ball_contact_force=forces[:, -1],
+            ball_floor_contact=sens[:, lay.ball_floor] > 0,
+        )
+
+
+def state_slices(model: mujoco.MjModel) -> dict[str, slice]:
+    """Offsets of the components of a mjSTATE_FULLPHYSICS vector (time, qpos, qvel, ...)."""
+    full = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    out, lower = {}, 0
+    for bit in range(int(mujoco.mjtState.mjNSTATE)):
+        flag = 1 << bit
+        if not full & flag:
+            continue
+        start = mujoco.mj_stateSize(model, lower)
+        size = mujoco.mj_stateSize(model, flag)
+        out[mujoco.mjtState(flag).name] = slice(start, start + size)
+        lower |= flag
+    return out
+
+
+__all__ = ["Simulator", "SceneState", "SceneLayout", "state_slices"]

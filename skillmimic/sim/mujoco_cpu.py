@@ -1,0 +1,97 @@
+"""MuJoCo C backend: N worlds stepped in parallel threads by ``mujoco.rollout``.
+
+Why rollout: it steps many (model, state) pairs in a persistent C++ thread pool with the
+GIL released, so the per-world cost is MuJoCo's own; the engine keeps the authoritative
+state of every world as one (N, nstate) float64 array that rollout reads and writes, and
+the contact forces come from sensors that rollout records. Host tensors are shared with
+torch without copies (``torch.from_numpy``).
+
+Divergence: MuJoCo's auto-reset stays on, because a world stepped with NaN state can
+generate thousands of spurious contacts and abort the whole process on arena overflow.
+When MuJoCo detects NaN/huge values it resets that world to qpos0 and restarts its clock,
+so a world whose clock did not advance by exactly ``substeps * timestep`` diverged and is
+flagged for the NaN guard (non-finite state written by ``set_state`` is caught the same way).
+"""
+
+from __future__ import annotations
+
+import os
+
+import mujoco
+import numpy as np
+import torch
+from mujoco import rollout
+
+from .base import Simulator, state_slices
+
+
+class MujocoCPUSimulator(Simulator):
+    """MuJoCo C on CPU threads. ``num_threads=0`` means one per CPU core (capped at N)."""
+
+    backend = "mujoco"
+
+    def __init__(self, num_worlds: int, scene=None, device="cpu", num_threads: int = 0, skeleton=None, **kw):
+        if skeleton is not None:
+            kw["skeleton"] = skeleton
+        super().__init__(num_worlds, scene, device, **kw)
+        n = self.num_worlds
+        self.num_threads = int(num_threads) if num_threads else min(os.cpu_count() or 1, n)
+        self._slices = state_slices(self.model)
+        self._nstate = mujoco.mj_stateSize(self.model, int(mujoco.mjtState.mjSTATE_FULLPHYSICS))
+        self._qpos = self._slices["mjSTATE_QPOS"]
+        self._qvel = self._slices["mjSTATE_QVEL"]
+        self._time = self._slices["mjSTATE_TIME"].start
+        self._diverged_np = np.zeros(n, dtype=bool)
+        data = mujoco.MjData(self.model)
+        mujoco.mj_resetData(self.model, data)
+        init = np.empty(self._nstate)
+        mujoco.mj_getState(self.model, data, init, int(mujoco.mjtState.mjSTATE_FULLPHYSICS))
+        self._state = np.tile(init, (n, 1))
+        self._ctrl = np.zeros((n, self.substeps, self.model.nu))
+        self._traj = np.zeros((n, self.substeps, self._nstate))
+        self._sens_traj = np.zeros((n, self.substeps, self.model.nsensordata))
+        self._sens = np.zeros((n, self.model.nsensordata))
+        self._datas = [mujoco.MjData(self.model) for _ in range(max(1, self.num_threads))]
+        self._models = [self.model] * n
+        self._pool = rollout.Rollout(nthread=self.num_threads if self.num_threads > 1 else 0)
+        # torch views of the numpy buffers (no copies on CPU)
+        self._state_t = torch.from_numpy(self._state)
+        self._sens_t = torch.from_numpy(self._sens)
+        self._refresh()
+
+    def _write_qpos_qvel(self, ids, qpos, qvel):
+        idx = ids.cpu().numpy()
+        self._state[idx, self._qpos] = qpos.cpu().numpy()
+        self._state[idx, self._qvel] = qvel.cpu().numpy()
+        # Sensors of a teleported world describe its previous state; clear them until it steps.
+        self._sens[idx] = 0.0
+        self._diverged_np[idx] = False
+
+    def _write_ctrl(self, ctrl):
+        self._ctrl[:] = ctrl.cpu().numpy()[:, None, :]
+
+    def _advance(self):
+        expected = self._state[:, self._time] + self.substeps * self.model.opt.timestep
+        self._pool.rollout(self._models, self._datas, self._state, self._ctrl,
+                           skip_checks=True, nstep=self.substeps,
+                           state=self._traj, sensordata=self._sens_traj)
+        np.copyto(self._state, self._traj[:, -1])
+        np.greater(np.abs(self._state[:, self._time] - expected), 1e-9 * np.maximum(1.0, expected),
+                   out=self._diverged_np)
+        # Contact readings cover the whole control step: forces are averaged over the substeps
+        # (impulse / control_dt) and flags are "any substep", so a 1-substep bounce is not missed.
+        np.mean(self._sens_traj, axis=1, out=self._sens)
+        bf = self.layout.ball_floor
+        self._sens[:, bf] = self._sens_traj[:, :, bf].max(axis=1)
+
+    def _diverged(self):
+        return torch.from_numpy(self._diverged_np).to(self.device)
+
+    def _read(self):
+        st = self._state_t.to(self.device)
+        return st[:, self._qpos], st[:, self._qvel], self._sens_t.to(self.device)
+
+    def close(self):
+        if getattr(self, "_pool", None) is not None:
+            self._pool.close()
+            self._pool = None

@@ -1,0 +1,168 @@
+"""MuJoCo C engine: state round trips, resets of subsets, contacts, NaN guard, threading."""
+
+from __future__ import annotations
+
+import math
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from skillmimic.rotations import quat_to_matrix, quat_rotate, quat_conj
+from skillmimic.sim import make_simulator
+from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
+from skillmimic.state import JointState
+
+
+def random_state(n: int, seed: int = 0) -> JointState:
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, 4, generator=g)
+    return JointState(
+        root_pos=torch.rand(n, 3, generator=g) + torch.tensor([0.0, 0.0, 1.0]),
+        root_quat=q / q.norm(dim=-1, keepdim=True),
+        root_lin_vel=torch.randn(n, 3, generator=g),
+        root_ang_vel=torch.randn(n, 3, generator=g),
+        dof_pos=torch.rand(n, 156, generator=g) * 2 - 1,
+        dof_vel=torch.randn(n, 156, generator=g),
+        ball_pos=torch.rand(n, 3, generator=g) + torch.tensor([2.0, 0.0, 1.0]),
+        ball_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
+        ball_lin_vel=torch.randn(n, 3, generator=g),
+        ball_ang_vel=torch.randn(n, 3, generator=g),
+    )
+
+
+def standing_state(n: int, ball_height: float = 1.5) -> JointState:
+    z = torch.zeros(n, 3)
+    return JointState(
+        root_pos=torch.tensor([0.0, 0.0, 0.96]).repeat(n, 1),
+        root_quat=torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0]).repeat(n, 1),
+        root_lin_vel=z, root_ang_vel=z, dof_pos=torch.zeros(n, 156), dof_vel=torch.zeros(n, 156),
+        ball_pos=torch.tensor([1.5, 1.5, ball_height]).repeat(n, 1),
+        ball_quat=torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1), ball_lin_vel=z, ball_ang_vel=z,
+    )
+
+
+@pytest.fixture(scope="module")
+def sim4():
+    sim = MujocoCPUSimulator(4, num_threads=2)
+    yield sim
+    sim.close()
+
+
+def test_set_state_round_trip_and_bodies_match_mujoco(sim4):
+    st = random_state(4)
+    sim4.set_state(None, st)
+    s = sim4.state
+    for name in ("root_pos", "root_quat", "dof_pos", "dof_vel", "root_lin_vel", "root_ang_vel",
+                 "ball_pos", "ball_lin_vel", "ball_ang_vel"):
+        torch.testing.assert_close(getattr(s.joint, name), getattr(st, name), atol=1e-5, rtol=1e-5, msg=name)
+    # Independent check of the reported bodies against MuJoCo's own kinematics.
+    m, d = sim4.model, mujoco.MjData(sim4.model)
+    lay = sim4.layout
+    for w in range(4):
+        d.qpos[lay.root_q] = torch.cat([st.root_pos[w], st.root_quat[w]]).numpy()
+        d.qpos[lay.dof_q] = st.dof_pos[w].numpy()
+        d.qvel[lay.root_v] = torch.cat([st.root_lin_vel[w],
+                                        quat_rotate(quat_conj(st.root_quat[w]), st.root_ang_vel[w])]).numpy()
+        d.qvel[lay.dof_v] = st.dof_vel[w].numpy()
+        mujoco.mj_forward(m, d)
+        np.testing.assert_allclose(s.body_pos[w].numpy(), d.xpos[1:54], atol=1e-5)
+        np.testing.assert_allclose(s.body_rot[w].reshape(53, 9).numpy(), d.xmat[1:54], atol=1e-5)
+        vel = np.zeros((53, 6))
+        for b in range(53):
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, b + 1, vel[b], 0)
+        np.testing.assert_allclose(s.body_ang_vel[w].numpy(), vel[:, :3], atol=1e-4)
+        # MuJoCo reports linear velocity at the body COM; ours is at the body origin.
+        com_lin = s.body_lin_vel[w].numpy() + np.cross(s.body_ang_vel[w].numpy(), d.xipos[1:54] - d.xpos[1:54])
+        np.testing.assert_allclose(com_lin, vel[:, 3:], atol=1e-4)
+
+
+def test_reset_subset_leaves_other_worlds_alone(sim4):
+    sim4.set_state(None, standing_state(4))
+    sim4.set_pd_targets(torch.zeros(4, 156))
+    for _ in range(3):
+        sim4.step()
+    before = sim4.state.joint.clone()
+    new = random_state(2, seed=3)
+    sim4.set_state(torch.tensor([1, 3]), new)
+    after = sim4.state.joint
+    torch.testing.assert_close(after.dof_pos[[0, 2]], before.dof_pos[[0, 2]])
+    torch.testing.assert_close(after.root_pos[[0, 2]], before.root_pos[[0, 2]])
+    torch.testing.assert_close(after.dof_pos[[1, 3]], new.dof_pos, atol=1e-6, rtol=0)
+
+
+def test_ball_drop_bounces_and_reports_floor_contact():
+    with make_simulator("mujoco", 2) as sim:
+        sim.set_state(None, standing_state(2, ball_height=1.2))
+        sim.set_pd_targets(torch.zeros(2, 156))
+        contact_steps, heights = [], []
+        for i in range(90):
+            s = sim.step()
+            heights.append(float(s.joint.ball_pos[0, 2]))
+            if s.ball_floor_contact[0]:
+                contact_steps.append(i)
+                assert s.ball_contact_force[0, 2] > 0, "floor pushes the ball up"
+        # free fall 1.08 m takes ~0.47 s = 28 control steps; the first contact is reported then
+        assert contact_steps and 24 <= contact_steps[0] <= 32
+        assert min(heights) > 0.12 - 0.03, "ball must not sink through the floor"
+        assert max(heights[contact_steps[0]:]) > 0.6, "ball bounces back up"
+
+
+def test_standing_contact_force_balances_weight():
+    with make_simulator("mujoco", 1) as sim:
+        sim.set_state(None, standing_state(1))
+        s0 = sim.state
+        sim.set_pd_targets(s0.joint.dof_pos)
+        fz = []
+        for i in range(60):
+            s = sim.step()
+            if i >= 30:
+                fz.append(float(s.contact_forces[0, :, 2].sum()))
+        weight = float(sim.model.body_subtreemass[1]) * 9.81
+        assert abs(np.mean(fz) - weight) / weight < 0.1
+        toes_and_ankles = [sim.skeleton.index(n) for n in ("L_Ankle", "R_Ankle", "L_Toe", "R_Toe")]
+        assert s.contact_forces[0, toes_and_ankles, 2].sum() > 0.5 * weight
+
+
+def test_nan_guard_flags_only_the_bad_world(sim4):
+    sim4.set_state(None, standing_state(4))
+    sim4.set_pd_targets(torch.zeros(4, 156))
+    count0 = sim4.nonfinite_count
+    bad = random_state(1)
+    bad.dof_vel[0, 5] = float("nan")
+    sim4.set_state(torch.tensor([2]), bad)
+    sim4.step()
+    assert sim4.nonfinite.tolist() == [False, False, True, False]
+    assert sim4.nonfinite_count == count0 + 1
+    s = sim4.state
+    assert torch.isfinite(s.body_pos).all() and torch.isfinite(s.contact_forces).all()
+    sim4.step()
+    assert sim4.nonfinite_count == count0 + 1, "a flagged world is counted once"
+    sim4.set_state(torch.tensor([2]), standing_state(1))
+    sim4.step()
+    assert not sim4.nonfinite.any()
+
+
+def test_threads_do_not_change_results():
+    outs = []
+    for threads in (1, 2):
+        with MujocoCPUSimulator(3, num_threads=threads) as sim:
+            sim.set_state(None, random_state(3, seed=7))
+            sim.set_pd_targets(torch.zeros(3, 156))
+            for _ in range(5):
+                sim.step()
+            outs.append(sim.state.body_pos.clone())
+    torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
+
+
+def test_bad_arguments_are_reported():
+    with MujocoCPUSimulator(2) as sim:
+        with pytest.raises(ValueError, match="PD targets"):
+            sim.set_pd_targets(torch.zeros(2, 10))
+        with pytest.raises(IndexError, match="out of range"):
+            sim.set_state(torch.tensor([5]), random_state(1))
+        with pytest.raises(ValueError, match="state batch"):
+            sim.set_state(torch.tensor([0, 1]), random_state(1))
+    with pytest.raises(ValueError, match="unknown sim backend"):
+        make_simulator("physx", 1)
