@@ -104,8 +104,8 @@ def hinge_xyz_to_expmap(angles: torch.Tensor) -> torch.Tensor:
 
 def heading_yaw(q: torch.Tensor) -> torch.Tensor:
     """Yaw of the rotated world x-axis (the original's heading), from wxyz quaternions."""
-    x = quat_rotate(q, torch.zeros_like(q[..., :3]).index_fill_(-1, torch.tensor([0], device=q.device), 1.0))
-    return torch.atan2(x[..., 1], x[..., 0])
+    w, x, y, z = q.unbind(-1)
+    return torch.atan2(2.0 * (x * y + w * z), 1.0 - 2.0 * (y * y + z * z))
 
 
 def yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
