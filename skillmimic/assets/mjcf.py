@@ -120,8 +120,10 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
     ET.SubElement(root, "size", memory="8M")
     default = ET.SubElement(root, "default")
     hinge = ET.SubElement(default, "default", **{"class": "hinge"})
-    ET.SubElement(hinge, "joint", type="hinge", armature="0.02", limited="true",
-                  range=f"{-math.pi:.9g} {math.pi:.9g}")
+    # No hinge limits: converted reference angles are unwrapped in time and may pass +-pi
+    # (e.g. shoulders, thumbs near gimbal configurations); a +-pi limit there would kick a
+    # world that is reset onto such a frame. PD targets stay in +-pi (target = pi * action).
+    ET.SubElement(hinge, "joint", type="hinge", armature="0.02", limited="false")
     ET.SubElement(hinge, "position", ctrlrange=f"{-math.pi:.9g} {math.pi:.9g}")
     body_cls = ET.SubElement(default, "default", **{"class": "body"})
     # contype 1 / conaffinity 1: self-collision on (the original's collision filter 0);
