@@ -1,0 +1,175 @@
+"""SkillMimic skill-imitation environment: N humanoid+ball worlds imitating reference clips.
+
+Per step: action in [-1, 1]^156 -> PD targets pi * a (the original's joint-range mapping),
+one 60 Hz control step of the simulator, progress += 1, then the unified interaction reward
+compares the simulated state with the reference at the same progress (state(t) vs ref(t)).
+Episodes start from a reference state (random start frame, or a fixed one), end at the end of
+their reference segment or ``episode_length`` (time-out, bootstrapped), on a fall (root below
+``termination_height`` after step 1; not bootstrapped) or when the simulator flags the world
+non-finite (counted, not bootstrapped). Finished worlds are reset inside ``step`` and the
+returned observation is the first one of their new episode.
+
+Observations (902): :func:`skillmimic.observations.scene_obs` + the skill one-hot (64). The
+skill label comes from each env's clip at reset; :meth:`set_skill` overrides it until that
+env's next reset (keyboard skill switching).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from skillmimic.assets.mjcf import SceneConfig
+from skillmimic.motion import MotionLibrary, ReferenceFrame
+from skillmimic.observations import NUM_SKILLS, scene_obs, skill_one_hot
+from skillmimic.rewards import RewardInputs, RewardWeights, interaction_reward
+from skillmimic.sim import Simulator, make_simulator
+
+
+@dataclass
+class SkillEnvConfig:
+    num_envs: int = 16
+    episode_length: int = 60
+    state_init: str | int = "random"        # "random" (RSI in [2, T-2]) or a fixed start frame
+    enable_early_termination: bool = True
+    termination_height: float = 0.3
+    reward: RewardWeights = field(default_factory=RewardWeights)
+    action_scale: float = math.pi
+    seed: int | None = None
+
+
+class SkillEnv:
+    """Vectorised skill-imitation env over any :class:`~skillmimic.sim.Simulator`."""
+
+    num_skills = NUM_SKILLS
+
+    def __init__(self, cfg: SkillEnvConfig, motion: MotionLibrary, sim: Simulator):
+        if sim.num_worlds != cfg.num_envs:
+            raise ValueError(f"simulator has {sim.num_worlds} worlds, config asks for {cfg.num_envs} envs")
+        if isinstance(cfg.state_init, str) and cfg.state_init != "random":
+            raise ValueError(f"state_init must be 'random' or a frame index, got {cfg.state_init!r}")
+        self.cfg = cfg
+        self.sim = sim
+        self.motion = motion
+        self.device = sim.device
+        self.num_envs = cfg.num_envs
+        self.num_actions = sim.skeleton.num_dof
+        self._fingertips = torch.tensor(sim.skeleton.fingertip_ids, device=self.device)
+        self._key_bodies = torch.tensor(sim.skeleton.key_body_ids, device=self.device)
+        self._contact_bodies = torch.tensor(sim.skeleton.contact_reward_body_ids, device=self.device)
+        n, dev = self.num_envs, self.device
+        self.generator = torch.Generator(device=motion.device)
+        self.generator.manual_seed(cfg.seed if cfg.seed is not None else torch.seed() % (2**63))
+        self.clip_ids = torch.zeros(n, dtype=torch.long, device=dev)
+        self.start_frames = torch.zeros(n, dtype=torch.long, device=dev)
+        self.segment_length = torch.ones(n, dtype=torch.long, device=dev)
+        self.progress = torch.zeros(n, dtype=torch.long, device=dev)
+        self.skill_labels = torch.zeros(n, dtype=torch.long, device=dev)
+        self.prev_dof_vel = torch.zeros(n, self.num_actions, device=dev)
+        self.nonfinite_resets = 0
+        self.obs = torch.zeros(n, self.num_obs, device=dev)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_obs(self) -> int:
+        return 823 + 15 + self.num_skills
+
+    # ------------------------------------------------------------------ API
+    def reset(self) -> torch.Tensor:
+        self.reset_envs(torch.arange(self.num_envs, device=self.device))
+        self.obs = self.compute_obs()
+        return self.obs
+
+    def set_skill(self, label: int, env_ids: torch.Tensor | None = None) -> None:
+        """Condition envs (all if None) on skill ``label`` until each one's next reset."""
+        if not 0 <= int(label) < self.num_skills:
+            raise ValueError(f"skill label must be in [0, {self.num_skills}), got {label}")
+        ids = slice(None) if env_ids is None else env_ids
+        self.skill_labels[ids] = int(label)
+        self.obs = self.compute_obs()
+
+    def step(self, actions: torch.Tensor):
+        actions = actions.to(self.device).clamp(-1.0, 1.0)
+        self.prev_dof_vel = self.sim.state.joint.dof_vel.clone()
+        self.sim.set_pd_targets(self.cfg.action_scale * actions)
+        state = self.sim.step()
+        self.progress += 1
+        ref = self.reference()
+        terms = self.compute_reward(state, ref)
+        reward = terms["reward"]
+
+        nonfinite = self.sim.nonfinite.clone()
+        fell = state.joint.root_pos[:, 2] < self.cfg.termination_height
+        terminate = (fell & (self.progress > 1) & self.cfg.enable_early_termination) | nonfinite
+        time_out = (self.progress >= self.segment_length - 1) & ~terminate
+        done = terminate | time_out
+        reward = torch.where(nonfinite, torch.zeros_like(reward), reward)
+
+        info = {"terminate": terminate, "time_outs": time_out, "reward_terms": terms,
+                "nonfinite": nonfinite, "progress": self.progress.clone()}
+        done_ids = done.nonzero().flatten()
+        if len(done_ids):
+            self.nonfinite_resets += int(nonfinite.sum())
+            self.reset_envs(done_ids)
+        info["nonfinite_resets"] = self.nonfinite_resets
+        self.obs = self.compute_obs()
+        return self.obs, reward, done, info
+
+    # ------------------------------------------------------------------ pieces
+    def reference(self, env_ids: torch.Tensor | None = None) -> ReferenceFrame:
+        """The reference frame each env imitates now (start frame + progress)."""
+        ids = slice(None) if env_ids is None else env_ids
+        return self.motion.get_frame_at(self.clip_ids[ids].to(self.motion.device),
+                                        (self.start_frames[ids] + self.progress[ids]).to(self.motion.device))
+
+    def sample_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        clips = self.motion.sample_clips(n, generator=self.generator)
+        if self.cfg.state_init == "random":
+            frames = self.motion.sample_times(clips, generator=self.generator)
+        else:
+            frames = self.motion.fixed_times(clips, int(self.cfg.state_init))
+        return clips, frames
+
+    def reset_envs(self, env_ids: torch.Tensor, clips: torch.Tensor | None = None,
+                   frames: torch.Tensor | None = None) -> None:
+        """Start new episodes for ``env_ids`` at (clip, frame) -- sampled unless given."""
+        if clips is None:
+            clips, frames = self.sample_starts(len(env_ids))
+        clips, frames = clips.to(self.device), frames.to(self.device)
+        self.clip_ids[env_ids] = clips
+        self.start_frames[env_ids] = frames
+        remaining = self.motion.clip_lengths.to(self.device)[clips] - frames
+        self.segment_length[env_ids] = remaining.clamp(max=self.cfg.episode_length).clamp_min(2)
+        self.progress[env_ids] = 0
+        self.skill_labels[env_ids] = self.motion.clip_labels.to(self.device)[clips]
+        ref = self.reference(env_ids)
+        self.sim.set_state(env_ids, ref.state.to(self.device))
+        self.prev_dof_vel[env_ids] = ref.state.dof_vel.to(self.device)
+
+    def compute_obs(self) -> torch.Tensor:
+        return torch.cat([scene_obs(self.sim.state, self._fingertips),
+                          skill_one_hot(self.skill_labels, self.num_skills)], dim=-1)
+
+    def compute_reward(self, state, ref: ReferenceFrame) -> dict[str, torch.Tensor]:
+        j = state.joint
+        sim_side = RewardInputs(j.root_pos, j.root_quat, j.dof_pos, j.dof_vel,
+                                state.body_pos[:, self._key_bodies], j.ball_pos)
+        r = ref.state
+        ref_side = RewardInputs(r.root_pos, r.root_quat, r.dof_pos, r.dof_vel, ref.key_body_pos, r.ball_pos)
+        ref_side = RewardInputs(*(t.to(self.device) for t in vars(ref_side).values()))
+        return interaction_reward(sim_side, ref_side, self.prev_dof_vel,
+                                  state.contact_forces[:, self._contact_bodies], state.ball_contact_force,
+                                  ref.contact.to(self.device), self.cfg.reward)
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def make_skill_env(cfg: SkillEnvConfig, motion_path, sim_backend: str = "mujoco",
+                   scene: SceneConfig | None = None, device: str = "cpu", **sim_kwargs) -> SkillEnv:
+    """Build motion library + simulator + env on one device."""
+    motion = MotionLibrary(motion_path, device=device)
+    sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
+    return SkillEnv(cfg, motion, sim)

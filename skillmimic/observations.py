@@ -1,0 +1,80 @@
+"""Observation features as pure functions of tensors (any device).
+
+Why pure functions: the skill env, the HLC envs, the history encoder and eval all need
+the same features of a :class:`~skillmimic.sim.SceneState`; keeping them free of env state
+makes them testable on synthetic inputs and identical across backends.
+
+Layout (902 = 823 humanoid + 15 ball + 64 skill one-hot, as in the original):
+root height 1 | bodies 1..52 relative to root, heading frame 156 | 53 body rotations,
+heading frame, tan-norm 318 | 53 body linear velocities 159 | 53 angular velocities 159 |
+fingertip contact forces (world, N) 30 | ball position 3 (xy relative to root, z absolute,
+heading frame) | ball rotation tan-norm 6 | ball linear + angular velocity 6 | one-hot 64.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .rotations import heading_yaw, matrix_to_tan_norm, quat_to_matrix
+
+HUMANOID_OBS = 823
+BALL_OBS = 15
+NUM_SKILLS = 64
+
+
+def heading_rotation_inv(root_quat: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) rotation by -yaw about z, yaw of the root-rotated world x axis."""
+    yaw = heading_yaw(root_quat)
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    return torch.stack([c, s, zero, -s, c, zero, zero, zero, one], -1).reshape(*yaw.shape, 3, 3)
+
+
+def _apply(rot: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Apply (N, 3, 3) rotations to (N, ..., 3) vectors."""
+    shape = v.shape
+    flat = v.reshape(shape[0], -1, 3)
+    return torch.einsum("nij,nkj->nki", rot, flat).reshape(shape)
+
+
+def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_forces, root_quat) -> torch.Tensor:
+    """(N, 823) humanoid features; ``fingertip_forces`` (N, 10, 3) in the world frame."""
+    n = body_pos.shape[0]
+    inv = heading_rotation_inv(root_quat)
+    root = body_pos[:, :1]
+    local_pos = _apply(inv, body_pos[:, 1:] - root)
+    local_rot = matrix_to_tan_norm(inv[:, None] @ body_rot)
+    return torch.cat([
+        body_pos[:, 0, 2:3],
+        local_pos.reshape(n, -1),
+        local_rot.reshape(n, -1),
+        _apply(inv, body_lin_vel).reshape(n, -1),
+        _apply(inv, body_ang_vel).reshape(n, -1),
+        fingertip_forces.reshape(n, -1),
+    ], dim=-1)
+
+
+def ball_obs(ball_pos, ball_quat, ball_lin_vel, ball_ang_vel, root_pos, root_quat) -> torch.Tensor:
+    """(N, 15) ball features in the humanoid's heading frame."""
+    inv = heading_rotation_inv(root_quat)
+    rel = torch.cat([ball_pos[:, :2] - root_pos[:, :2], ball_pos[:, 2:3]], -1)
+    return torch.cat([
+        _apply(inv, rel),
+        matrix_to_tan_norm(inv @ quat_to_matrix(ball_quat)),
+        _apply(inv, ball_lin_vel),
+        _apply(inv, ball_ang_vel),
+    ], dim=-1)
+
+
+def skill_one_hot(labels: torch.Tensor, num_skills: int = NUM_SKILLS) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels.long(), num_skills).to(torch.float32)
+
+
+def scene_obs(state, fingertip_ids) -> torch.Tensor:
+    """(N, 838) humanoid + ball features of a :class:`~skillmimic.sim.SceneState`."""
+    j = state.joint
+    return torch.cat([
+        humanoid_obs(state.body_pos, state.body_rot, state.body_lin_vel, state.body_ang_vel,
+                     state.contact_forces[:, fingertip_ids], j.root_quat),
+        ball_obs(j.ball_pos, j.ball_quat, j.ball_lin_vel, j.ball_ang_vel, j.root_pos, j.root_quat),
+    ], dim=-1)
