@@ -8,7 +8,7 @@ engine additionally moves state into torch, runs the NaN guard and the batched f
 kinematics of all 53 bodies and averages contact sensors. A second raw figure rolls
 ``--horizon`` control steps in one call (no per-step Python at all) for reference.
 
-    python benchmarks/engine_throughput.py --worlds 64 --steps 200
+    python benchmarks/engine_throughput.py --worlds 64
 """
 
 from __future__ import annotations
@@ -38,81 +38,79 @@ def standing_state(n: int) -> JointState:
     )
 
 
-def bench_engine(n: int, steps: int, threads: int) -> float:
-    sim = MujocoCPUSimulator(n, num_threads=threads)
-    sim.set_state(None, standing_state(n))
-    targets = torch.zeros(n, 156)
-    for _ in range(5):
-        sim.set_pd_targets(targets)
-        sim.step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        sim.set_pd_targets(targets)
-        sim.step()
-    dt = time.perf_counter() - t0
-    sim.close()
-    return n * steps / dt
+class EngineRunner:
+    def __init__(self, n: int, threads: int):
+        self.n = n
+        self.sim = MujocoCPUSimulator(n, num_threads=threads)
+        self.sim.set_state(None, standing_state(n))
+        self.targets = torch.zeros(n, 156)
 
-
-def bench_raw(n: int, steps: int, threads: int, horizon: int) -> tuple[float, float]:
-    """(per-control-step calls, long-horizon calls) env-steps/s of plain mujoco.rollout."""
-    sim = MujocoCPUSimulator(n, num_threads=threads)  # only to get the same model and start state
-    sim.set_state(None, standing_state(n))
-    model, sub = sim.model, sim.substeps
-    init = sim._state.copy()
-    sim.close()
-    nstate = init.shape[1]
-    datas = [mujoco.MjData(model) for _ in range(max(1, threads))]
-    models = [model] * n
-    ctrl = np.zeros((n, sub, model.nu))
-    out = np.zeros((n, sub, nstate))
-    sens = np.zeros((n, sub, model.nsensordata))
-    state = init.copy()
-    with rollout.Rollout(nthread=threads if threads > 1 else 0) as pool:
-        for _ in range(5):
-            pool.rollout(models, datas, state, ctrl, skip_checks=True, nstep=sub, state=out, sensordata=sens)
-            state[:] = out[:, -1]
+    def run(self, steps: int) -> float:
         t0 = time.perf_counter()
         for _ in range(steps):
-            pool.rollout(models, datas, state, ctrl, skip_checks=True, nstep=sub, state=out, sensordata=sens)
-            state[:] = out[:, -1]
-        per_step = n * steps / (time.perf_counter() - t0)
+            self.sim.set_pd_targets(self.targets)
+            self.sim.step()
+        return self.n * steps / (time.perf_counter() - t0)
 
-        long_ctrl = np.zeros((n, sub * horizon, model.nu))
-        long_out = np.zeros((n, sub * horizon, nstate))
-        long_sens = np.zeros((n, sub * horizon, model.nsensordata))
-        state = init.copy()
-        reps = max(1, steps // horizon)
+
+class RawRunner:
+    """Plain ``Rollout.rollout`` on preallocated buffers, ``chunk`` control steps per call."""
+
+    def __init__(self, n: int, threads: int, chunk: int):
+        sim = MujocoCPUSimulator(n, num_threads=threads)  # the same model and start state
+        sim.set_state(None, standing_state(n))
+        self.model, self.sub, self.n, self.chunk = sim.model, sim.substeps, n, chunk
+        self.state = sim._state.copy()
+        sim.close()
+        nstep = self.sub * chunk
+        self.datas = [mujoco.MjData(self.model) for _ in range(max(1, threads))]
+        self.models = [self.model] * n
+        self.ctrl = np.zeros((n, nstep, self.model.nu))
+        self.out = np.zeros((n, nstep, self.state.shape[1]))
+        self.sens = np.zeros((n, nstep, self.model.nsensordata))
+        self.pool = rollout.Rollout(nthread=threads if threads > 1 else 0)
+
+    def run(self, steps: int) -> float:
+        calls = max(1, steps // self.chunk)
         t0 = time.perf_counter()
-        for _ in range(reps):
-            pool.rollout(models, datas, state, long_ctrl, skip_checks=True, nstep=sub * horizon,
-                         state=long_out, sensordata=long_sens)
-            state[:] = long_out[:, -1]
-        long = n * horizon * reps / (time.perf_counter() - t0)
-    return per_step, long
+        for _ in range(calls):
+            self.pool.rollout(self.models, self.datas, self.state, self.ctrl, skip_checks=True,
+                              nstep=self.sub * self.chunk, state=self.out, sensordata=self.sens)
+            self.state[:] = self.out[:, -1]
+        return self.n * calls * self.chunk / (time.perf_counter() - t0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=200, help="control steps timed")
+    parser.add_argument("--steps", type=int, default=100, help="control steps timed per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported")
     parser.add_argument("--threads", type=int, default=0, help="0 = one per CPU core")
     parser.add_argument("--horizon", type=int, default=50, help="control steps per call for the long-horizon raw figure")
     args = parser.parse_args()
     torch.set_num_threads(1)
     threads = args.threads or min(os.cpu_count() or 1, args.worlds)
-    eng = bench_engine(args.worlds, args.steps, threads)
-    raw, raw_long = bench_raw(args.worlds, args.steps, threads, args.horizon)
-    eng2 = bench_engine(args.worlds, args.steps, threads)  # measured twice around raw: drift check
-    eng = max(eng, eng2)
-    sub = MujocoCPUSimulator(1).substeps
-    print(f"scene: humanoid (156 DOF) + ball, {args.worlds} worlds, {threads} threads, {sub} substeps/control step")
-    print(f"{'runner':<36}{'env-steps/s':>14}{'physics-steps/s':>18}")
-    print(f"{'skillmimic MujocoCPUSimulator':<36}{eng:>14.0f}{eng * sub:>18.0f}")
-    print(f"{'raw mujoco.rollout (1 step/call)':<36}{raw:>14.0f}{raw * sub:>18.0f}")
-    print(f"{f'raw mujoco.rollout ({args.horizon} steps/call)':<36}{raw_long:>14.0f}{raw_long * sub:>18.0f}")
-    print(f"ratio engine / raw (1 step/call): {eng / raw:.3f}")
-    print(f"ratio engine / raw ({args.horizon} steps/call): {eng / raw_long:.3f}")
+    runners = {
+        "skillmimic MujocoCPUSimulator": EngineRunner(args.worlds, threads),
+        "raw mujoco.rollout (1 step/call)": RawRunner(args.worlds, threads, 1),
+        f"raw mujoco.rollout ({args.horizon} steps/call)": RawRunner(args.worlds, threads, args.horizon),
+    }
+    rates = {name: [] for name in runners}
+    for r in runners.values():
+        r.run(5)  # warm-up
+    for _ in range(args.rounds):  # interleaved, so background load hits every runner alike
+        for name, r in runners.items():
+            rates[name].append(r.run(max(args.steps, args.horizon)))
+    med = {name: float(np.median(v)) for name, v in rates.items()}
+    sub = runners["skillmimic MujocoCPUSimulator"].sim.substeps
+    names = list(runners)
+    print(f"scene: humanoid (156 DOF) + ball, {args.worlds} worlds, {threads} threads, "
+          f"{sub} substeps/control step, median of {args.rounds} interleaved rounds")
+    print(f"{'runner':<40}{'env-steps/s':>14}{'physics-steps/s':>18}")
+    for name in names:
+        print(f"{name:<40}{med[name]:>14.0f}{med[name] * sub:>18.0f}")
+    print(f"ratio engine / raw (1 step/call): {med[names[0]] / med[names[1]]:.3f}")
+    print(f"ratio engine / raw ({args.horizon} steps/call): {med[names[0]] / med[names[2]]:.3f}")
 
 
 if __name__ == "__main__":
