@@ -1,0 +1,137 @@
+"""Reading BallPlay ``.pt`` clips from disk: discovery, ordering, validation, labels.
+
+Why strict validation here: a bad clip (a dict saved by mistake, a truncated download,
+NaNs from a retargeting step) otherwise surfaces much later as a NaN reward or an index
+error deep inside training. Every problem is reported once, as :class:`MotionFileError`,
+with the file and the problem in the message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Union
+
+import torch
+
+from . import columns as C
+
+PathLike = Union[str, os.PathLike]
+
+_TRAILING_INT = re.compile(r"(\d+)\.pt$")
+_LABEL = re.compile(r"[0-9]{3}")
+
+# Column ranges by name, to say *where* a bad value sits in a 337-wide row.
+_COLUMN_NAMES = (
+    (C.ROOT_POS, "root position"),
+    (C.ROOT_ROT, "root rotation"),
+    (C.ROOT_ROT_DUP, "root rotation (duplicate)"),
+    (C.DOF, "joint rotations"),
+    (C.BODY_POS, "body positions"),
+    (C.BALL_POS, "ball position"),
+    (C.BALL_ROT, "ball rotation"),
+    (C.UNUSED, "unused"),
+    (slice(C.CONTACT, C.CONTACT + 1), "contact flag"),
+)
+
+
+class MotionFileError(ValueError):
+    """A motion clip (or a folder of clips) cannot be used; the message names the path."""
+
+
+def column_name(col: int) -> str:
+    for sl, name in _COLUMN_NAMES:
+        if sl.start <= col < sl.stop:
+            return name
+    return "unknown"
+
+
+def load_clip(path: PathLike) -> torch.Tensor:
+    """Load one clip as a (T, 337) float32 CPU tensor, or raise :class:`MotionFileError`.
+
+    ``map_location='cpu'`` because the released clips were saved from a CUDA device, and
+    ``weights_only=True`` so that a clip file can never execute code when loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MotionFileError(f"motion clip {path}: file does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/truncated/foreign files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MotionFileError(
+            f"motion clip {path}: not loadable as a torch tensor file "
+            f"(corrupt, truncated or not a torch.save file): {type(exc).__name__}: {reason[:200]}"
+        ) from exc
+    if not isinstance(data, torch.Tensor):
+        raise MotionFileError(
+            f"motion clip {path}: not a tensor: the file holds a {type(data).__name__}, "
+            f"expected a float tensor of shape (T, {C.NUM_COLUMNS})")
+    if data.is_complex() or data.dtype == torch.bool:
+        raise MotionFileError(f"motion clip {path}: unsupported dtype {data.dtype}, expected a real float tensor")
+    if data.dim() != 2 or data.shape[1] != C.NUM_COLUMNS:
+        raise MotionFileError(
+            f"motion clip {path}: wrong shape: expected (T, {C.NUM_COLUMNS}), got {tuple(data.shape)}")
+    if data.shape[0] == 0:
+        raise MotionFileError(f"motion clip {path}: zero frames (shape {tuple(data.shape)})")
+    clip = data.detach().to(dtype=torch.float32).contiguous()
+    bad = ~torch.isfinite(clip)
+    if bad.any():
+        frame, col = (int(i) for i in bad.nonzero()[0])
+        value = clip[frame, col].item()
+        kind = "NaN" if value != value else "inf"
+        raise MotionFileError(
+            f"motion clip {path}: non-finite value {kind} at frame {frame}, column {col} "
+            f"({column_name(col)}); {int(bad.sum())} non-finite values in total")
+    if (clip == 0).all():
+        raise MotionFileError(
+            f"motion clip {path}: all {clip.shape[0]} frames are missing (every value is zero)")
+    return clip
+
+
+def clip_sort_key(path: PathLike) -> tuple[int, str]:
+    """The original's order: the integer right before ``.pt`` (-1 if none); ties by path.
+
+    Clip ids follow this order, and V2's stitched-trajectory graphs are keyed by them.
+    """
+    m = _TRAILING_INT.search(Path(path).name)
+    return (int(m.group(1)) if m else -1, str(path))
+
+
+def find_clips(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """Clip files of one path or several: a file is taken as is, a folder is searched
+    recursively for ``*.pt``. Sorted by :func:`clip_sort_key`, duplicates removed."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: dict[str, Path] = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            files = [p]
+        elif p.is_dir():
+            files = [f for f in p.rglob("*.pt") if f.is_file()]
+            if not files:
+                raise MotionFileError(f"motion folder {p}: contains no clips (no *.pt files, searched recursively)")
+        else:
+            raise MotionFileError(f"motion path {p}: does not exist")
+        for f in files:
+            found.setdefault(str(f.resolve()), f)
+    if not found:
+        raise MotionFileError("no motion paths given")
+    return sorted(found.values(), key=clip_sort_key)
+
+
+def clip_label(path: PathLike) -> int:
+    """Skill label = the integer of the file name's first three characters (``001_...`` -> 1)."""
+    name = Path(path).name
+    if not _LABEL.fullmatch(name[:3]):
+        raise MotionFileError(
+            f"motion clip {path}: bad skill label: the file name must start with three digits "
+            f"(e.g. 001_pick.pt), got {name!r}")
+    return int(name[:3])
+
+
+def skill_name(path: PathLike) -> str:
+    """Skill name = the clip's folder name (``.../pick_40/001_x.pt`` -> ``pick_40``)."""
+    return Path(path).parent.name
