@@ -55,7 +55,8 @@ def load_clip(path: PathLike) -> torch.Tensor:
     """
     path = Path(path)
     if not path.is_file():
-        raise MotionFileError(f"motion clip {path}: file does not exist")
+        problem = "is not a file" if path.exists() else "file does not exist"
+        raise MotionFileError(f"motion clip {path}: {problem}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/truncated/foreign files
