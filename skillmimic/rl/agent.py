@@ -1,0 +1,267 @@
+"""``skillmimic`` agent: rl-games' continuous PPO agent with what skill training needs.
+
+Over :class:`rl_games.algos_torch.a2c_continuous.A2CAgent` it changes:
+
+* **Losses** as in the original skill agent: ``actor + critic_coef * critic +
+  bounds_loss_coef * bound`` with ``bound = sum(max(mu - 1, 0)^2 + min(mu + 1, 0)^2)``.
+  rl-games' own ``bound_loss`` starts at |mu| = 1.1 and its total halves the critic
+  term, so both are replaced rather than reused.
+* **Minibatches** are reshuffled every mini-epoch (rl-games' continuous agent slices
+  the rollout in env order, so a minibatch would hold whole envs, not a sample).
+* **Logging**: per epoch, the mean over the rollout of every reward term
+  (``reward_terms/<term>``) and the cumulative count of worlds reset after going
+  non-finite (``env/nonfinite_resets``); one console line per epoch.
+* **Checkpoints** are written atomically (:mod:`.checkpoint`) to ``nn/<name>.pth``
+  every ``save_frequency`` epochs, at the end, and on SIGINT/SIGTERM.
+* **Resume** restores everything a run needs to continue as if never stopped: model
+  (with the observation and value running mean/std inside it), optimizer, epoch and
+  frame counters, learning rate, the episode statistics, RNG states and env state.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rl_games.algos_torch import a2c_continuous, torch_ext
+from rl_games.common import common_losses, datasets
+
+from .checkpoint import CheckpointError, atomic_save, load_checkpoint
+
+AGENT_NAME = "skillmimic"
+CHECKPOINT_FORMAT = 1
+
+
+class ShuffledPPODataset(datasets.PPODataset):
+    """PPODataset that draws a fresh permutation at the start of every pass (index 0)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, permute=True, **kwargs)
+
+    def _get_item(self, idx):
+        if idx == 0:
+            self.apply_permutation()
+        return super()._get_item(idx)
+
+
+class SkillMimicAgent(a2c_continuous.A2CAgent):
+    def __init__(self, base_name: str, params: dict):
+        super().__init__(base_name, params)
+        if self.is_rnn:
+            raise ValueError(f"the {AGENT_NAME} agent does not support recurrent networks")
+        if self.bounds_loss_coef is None:
+            self.bounds_loss_coef = 0.0
+        self.dataset = ShuffledPPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
+                                          self.ppo_device, self.seq_length)
+        self.checkpoint_name = self.config["name"]
+        self.keep_checkpoint_every = int(self.config.get("keep_checkpoint_every", 0))
+        self.run_config = self.config.get("run_config")     # resolved YAML of the run, kept in checkpoints
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_steps = 0
+        self._nonfinite_resets = 0
+        self._stop_signal: int | None = None
+        self.epoch_history: list[dict] = []     # per-epoch summary of this process (benchmarks, tests)
+
+    # ------------------------------------------------------------------ losses
+    def bound_loss(self, mu: torch.Tensor) -> torch.Tensor:
+        """Squared excess of mu beyond the action range [-1, 1], summed over actions."""
+        return (torch.clamp_min(mu - 1.0, 0.0) ** 2 + torch.clamp_max(mu + 1.0, 0.0) ** 2).sum(dim=-1)
+
+    def calc_losses(self, actor_loss_func, old_action_log_probs_batch, action_log_probs, advantage, curr_e_clip,
+                    value_preds_batch, values, return_batch, mu, entropy, rnn_masks):
+        a_loss = actor_loss_func(old_action_log_probs_batch, action_log_probs, advantage, self.ppo, curr_e_clip)
+        c_loss = common_losses.critic_loss(self.model, value_preds_batch, values, curr_e_clip, return_batch,
+                                           self.clip_value)
+        b_loss = self.bound_loss(mu)
+        (a_loss, c_loss, entropy, b_loss), sum_mask = torch_ext.apply_masks(
+            [a_loss.unsqueeze(1), c_loss, entropy.unsqueeze(1), b_loss.unsqueeze(1)], rnn_masks)
+        loss = a_loss + self.critic_coef * c_loss - self.entropy_coef * entropy + self.bounds_loss_coef * b_loss
+        return loss, a_loss, c_loss, entropy, b_loss, sum_mask
+
+    # ------------------------------------------------------------------ rollout statistics
+    def env_step(self, actions):
+        obs, rewards, dones, infos = super().env_step(actions)
+        terms = infos.get("reward_terms") if isinstance(infos, dict) else None
+        if terms:
+            for k, v in terms.items():
+                m = v.detach().float().mean()
+                self._term_sums[k] = self._term_sums[k] + m if k in self._term_sums else m
+            self._term_steps += 1
+        if isinstance(infos, dict) and "nonfinite_resets" in infos:
+            self._nonfinite_resets = int(infos["nonfinite_resets"])
+        return obs, rewards, dones, infos
+
+    def _pop_term_means(self) -> dict[str, float]:
+        out = {k: (v / max(self._term_steps, 1)).item() for k, v in self._term_sums.items()}
+        self._term_sums, self._term_steps = {}, 0
+        return out
+
+    # ------------------------------------------------------------------ training loop
+    def train(self):
+        """PPO epochs until ``max_epochs`` (counted across resumes) or a stop signal."""
+        self.init_tensors()
+        self.obs = self.env_reset()
+        self._nonfinite_resets = getattr(getattr(self.vec_env, "env", None), "nonfinite_resets", 0)
+        if self.max_epochs != -1 and self.epoch_num >= self.max_epochs:
+            print(f"[{AGENT_NAME}] checkpoint is at epoch {self.epoch_num} >= max_epochs={self.max_epochs}: "
+                  f"nothing to do (raise max_epochs to continue)")
+            return self.last_mean_rewards, self.epoch_num
+        old_handlers = self._install_signal_handlers()
+        total_time = 0.0
+        epoch_num = self.epoch_num
+        try:
+            while True:
+                epoch_num = self.update_epoch()
+                (step_time, play_time, update_time, sum_time, a_losses, c_losses, b_losses, entropies, kls,
+                 last_lr, lr_mul) = self.train_epoch()
+                self.dataset.update_values_dict(None)
+                total_time += sum_time
+                curr_frames = self.curr_frames
+                self.frame += curr_frames
+                self._log_epoch(epoch_num, curr_frames, step_time, play_time, update_time, sum_time, total_time,
+                                a_losses, c_losses, b_losses, entropies, kls, last_lr, lr_mul)
+
+                finished = self.max_epochs != -1 and epoch_num >= self.max_epochs
+                stopping = self._stop_signal is not None
+                if finished or stopping or (self.save_freq > 0 and epoch_num % self.save_freq == 0):
+                    self.save(self.checkpoint_path())
+                if self.keep_checkpoint_every > 0 and epoch_num % self.keep_checkpoint_every == 0:
+                    self.save(self.checkpoint_path(epoch_num))
+                if finished or stopping:
+                    if stopping:
+                        print(f"[{AGENT_NAME}] stopped by signal {self._stop_signal} after epoch {epoch_num}; "
+                              f"resume with resume={self.checkpoint_path()}")
+                    break
+        finally:
+            self._restore_signal_handlers(old_handlers)
+            self.writer.flush()
+        return self.last_mean_rewards, epoch_num
+
+    def _log_epoch(self, epoch_num, curr_frames, step_time, play_time, update_time, sum_time, total_time,
+                   a_losses, c_losses, b_losses, entropies, kls, last_lr, lr_mul) -> None:
+        frame = self.frame
+        self.diagnostics.epoch(self, current_epoch=epoch_num)
+        self.write_stats(total_time, epoch_num, step_time, play_time, update_time, a_losses, c_losses, entropies,
+                         kls, last_lr, lr_mul, frame, sum_time, play_time, curr_frames)
+        w = self.writer
+        if b_losses:
+            w.add_scalar("losses/bounds_loss", torch_ext.mean_list(b_losses).item(), frame)
+        terms = self._pop_term_means()
+        for k, v in terms.items():
+            w.add_scalar(f"reward_terms/{k}", v, frame)
+        w.add_scalar("env/nonfinite_resets", self._nonfinite_resets, frame)
+
+        line = [f"epoch {epoch_num}" + (f"/{self.max_epochs}" if self.max_epochs != -1 else ""),
+                f"frames {frame}", f"fps {curr_frames / max(sum_time, 1e-9):.0f} "
+                                   f"(env {curr_frames / max(step_time, 1e-9):.0f})"]
+        if "reward" in terms:
+            line.append(f"reward/step {terms['reward']:.4f}")
+        if self.game_rewards.current_size > 0:
+            mean_rewards = self.game_rewards.get_mean()
+            mean_lengths = self.game_lengths.get_mean()
+            self.mean_rewards = float(mean_rewards[0])
+            w.add_scalar("rewards/step", mean_rewards[0], frame)
+            w.add_scalar("rewards/iter", mean_rewards[0], epoch_num)
+            w.add_scalar("rewards/time", mean_rewards[0], total_time)
+            w.add_scalar("episode_lengths/step", mean_lengths, frame)
+            w.add_scalar("episode_lengths/iter", mean_lengths, epoch_num)
+            line.append(f"episode reward {float(mean_rewards[0]):.3f} length {float(mean_lengths):.1f}")
+        self.epoch_history.append({
+            "epoch": epoch_num, "frame": frame, "fps": curr_frames / max(sum_time, 1e-9),
+            "reward_per_step": terms.get("reward"), "reward_terms": terms,
+            "episode_reward": float(self.game_rewards.get_mean()[0]) if self.game_rewards.current_size else None,
+            "episode_length": float(self.game_lengths.get_mean()) if self.game_lengths.current_size else None,
+            "nonfinite_resets": self._nonfinite_resets})
+        if self._nonfinite_resets:
+            line.append(f"nonfinite resets {self._nonfinite_resets}")
+        if self.print_stats:
+            print("  ".join(line), flush=True)
+
+    # ------------------------------------------------------------------ signals
+    def _install_signal_handlers(self):
+        """SIGINT/SIGTERM finish the current epoch, write a checkpoint and stop (a second one aborts)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            print(f"\n[{AGENT_NAME}] signal {signum}: finishing this epoch, then saving and stopping", flush=True)
+
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+        return old
+
+    @staticmethod
+    def _restore_signal_handlers(old) -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self, epoch: int | None = None) -> Path:
+        name = self.checkpoint_name if epoch is None else f"{self.checkpoint_name}_e{epoch}"
+        return Path(self.nn_dir) / f"{name}.pth"
+
+    def get_full_state_weights(self) -> dict:
+        state = super().get_full_state_weights()
+        state["format"] = CHECKPOINT_FORMAT
+        state["last_lr"] = float(self.last_lr)
+        state["entropy_coef"] = float(self.entropy_coef)
+        state["episode_stats"] = {name: {"mean": m.mean.detach().cpu().clone(), "size": int(m.current_size)}
+                                  for name, m in self._episode_meters().items()}
+        state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        if self.run_config is not None:
+            state["run_config"] = self.run_config
+        return state
+
+    def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
+        super().set_full_state_weights(weights, set_epoch=set_epoch)
+        if "last_lr" in weights:
+            self.last_lr = float(weights["last_lr"])
+            self.update_lr(self.last_lr)
+        if "entropy_coef" in weights:
+            self.entropy_coef = float(weights["entropy_coef"])
+        for name, meter in self._episode_meters().items():
+            s = weights.get("episode_stats", {}).get(name)
+            if s is not None:
+                meter.mean = s["mean"].to(meter.mean.device).clone()   # its shape follows the updates
+                meter.current_size = int(s["size"])
+        rng = weights.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+            if rng.get("cuda") is not None and torch.cuda.is_available() \
+                    and len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def _episode_meters(self) -> dict:
+        return {"rewards": self.game_rewards, "shaped_rewards": self.game_shaped_rewards, "lengths": self.game_lengths}
+
+    def save(self, fn) -> Path:
+        """Atomic save of the full training state; ``fn`` gets ``.pth`` if it has no suffix."""
+        path = Path(fn)
+        if path.suffix != ".pth":
+            path = path.with_name(path.name + ".pth")
+        atomic_save(self.get_full_state_weights(), path)
+        self.writer.flush()              # the logs of every epoch a checkpoint covers are on disk too
+        return path
+
+    def restore(self, fn, set_epoch: bool = True) -> None:
+        state = load_checkpoint(fn, map_location="cpu")
+        try:
+            self.set_full_state_weights(state, set_epoch=set_epoch)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {fn}: does not fit this model/config "
+                                  f"(network size, observation or action size changed?): {e}") from e
+        print(f"[{AGENT_NAME}] resumed from {os.fspath(fn)} at epoch {self.epoch_num}, frame {self.frame}", flush=True)

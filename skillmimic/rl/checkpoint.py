@@ -1,0 +1,80 @@
+"""Checkpoint files: atomic writes and loads that fail with a message naming the file.
+
+Why atomic: training is killed (SIGKILL, OOM killer, preempted node) at arbitrary times;
+if that happens during ``torch.save`` onto the live checkpoint, the only copy of the run
+is gone. Here the bytes go to a temporary file in the same directory (same filesystem,
+so the rename is atomic), are fsynced, and only then replace the old file with
+``os.replace``: a reader sees the complete old checkpoint or the complete new one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: keys every training checkpoint has (rl-games' full state plus ours)
+REQUIRED_KEYS = ("model", "optimizer", "epoch", "frame")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used; the message names the file and the reason."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return                      # not supported (e.g. some network filesystems / Windows)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(state: dict, path: str | os.PathLike) -> Path:
+    """``torch.save(state)`` to ``path`` via a temp file + ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")      # one fixed name: a killed write leaves one stale file
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a training checkpoint or raise :class:`CheckpointError` saying what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path}: file does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path}: file is empty (0 bytes)")
+    try:
+        # weights_only=False: the checkpoint holds numpy RNG state and plain Python objects
+        # written by this library; only load checkpoints you trust.
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises RuntimeError/EOFError/UnpicklingError/... on bad bytes
+        raise CheckpointError(
+            f"checkpoint {path}: cannot be read ({size} bytes) -- truncated or corrupt? "
+            f"({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: expected a dict of training state, got {type(state).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: not a training checkpoint, missing keys {missing}")
+    return state

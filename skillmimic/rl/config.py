@@ -1,0 +1,267 @@
+"""Typed training configuration: the schema behind the hydra tree in ``cfg/``.
+
+Why dataclasses and not free-form YAML: hydra merges every YAML file and command-line
+override into these typed nodes, so a misspelt key (``python train.py num_env=8``) or a
+wrong type fails before anything is built, and the nodes convert straight into the
+library's own dataclasses (:class:`~envs.skill.SkillEnvConfig`,
+:class:`~skillmimic.assets.mjcf.SceneConfig`, :class:`~skillmimic.rewards.RewardWeights`)
+instead of raw dicts travelling through the code.
+
+Groups (``cfg/<group>/<option>.yaml``): ``task`` (:class:`TaskConfig`), ``train``
+(:class:`PPOConfig`), ``sim`` (:class:`SimConfig`), ``motion`` (:class:`MotionConfig`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from omegaconf import MISSING
+
+from envs.skill import SkillEnvConfig
+from skillmimic.assets.mjcf import SceneConfig
+from skillmimic.rewards import RewardWeights
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "cfg"
+
+
+class ConfigError(ValueError):
+    """A configuration value cannot work; raised before any environment or network is built."""
+
+
+@dataclass
+class TaskConfig:
+    """The skill-imitation task. Converts to :class:`SkillEnvConfig` (``num_envs`` and
+    ``seed`` come from the top level, so they are set in one place only)."""
+
+    name: str = "skill"
+    episode_length: int = SkillEnvConfig.episode_length
+    # "random" (RSI) or a start frame >= 2, e.g. task.state_init=10. A str, not Union[str, int]:
+    # OmegaConf 2.3's union nodes break inside hydra's defaults-list merge.
+    state_init: str = str(SkillEnvConfig.state_init)
+    enable_early_termination: bool = SkillEnvConfig.enable_early_termination
+    termination_height: float = SkillEnvConfig.termination_height
+    action_scale: float = SkillEnvConfig.action_scale
+    reward: RewardWeights = field(default_factory=RewardWeights)
+
+    def parsed_state_init(self) -> str | int:
+        s = str(self.state_init).strip()
+        if s == "random":
+            return s
+        try:
+            frame = int(s)
+        except ValueError:
+            raise ConfigError(f"task.state_init must be 'random' or a frame index >= 2, got {self.state_init!r}") from None
+        if frame < 2:
+            raise ConfigError(f"task.state_init must be >= 2 (frames 0 and 1 have no velocity), got {frame}")
+        return frame
+
+    def env_config(self, num_envs: int, seed: Optional[int]) -> SkillEnvConfig:
+        return SkillEnvConfig(
+            num_envs=num_envs, episode_length=self.episode_length, state_init=self.parsed_state_init(),
+            enable_early_termination=self.enable_early_termination,
+            termination_height=self.termination_height, reward=dataclasses.replace(self.reward),
+            action_scale=self.action_scale, seed=seed)
+
+
+@dataclass
+class NetworkConfig:
+    """``skillmimic_mlp``: separate actor and critic MLPs, linear mu head, fixed log-std."""
+
+    units: List[int] = field(default_factory=lambda: [1024, 512, 512])
+    activation: str = "relu"
+    log_std: float = -2.9            # sigma = exp(-2.9) = 0.055, constant (not learned)
+
+
+@dataclass
+class PPOConfig:
+    """PPO (rl-games) settings; defaults are the original skill policy's (facts §5)."""
+
+    name: str = "ppo_skill"
+    learning_rate: float = 2e-5
+    lr_schedule: str = "constant"        # constant | linear | adaptive (rl-games' KL-adaptive)
+    kl_threshold: float = 0.008          # only for lr_schedule=adaptive
+    horizon_length: int = 32
+    # None: the whole rollout (horizon * num_envs) as one minibatch, capped at
+    # ``minibatch_cap`` (the largest divisor of the rollout size not above it).
+    minibatch_size: Optional[int] = None
+    minibatch_cap: int = 16384
+    mini_epochs: int = 6
+    gamma: float = 0.99
+    tau: float = 0.95                    # GAE lambda
+    e_clip: float = 0.2
+    critic_coef: float = 5.0             # loss = actor + critic_coef * critic + bounds_loss_coef * bound
+    entropy_coef: float = 0.0
+    bounds_loss_coef: float = 10.0
+    clip_value: bool = False
+    truncate_grads: bool = False
+    grad_norm: float = 1.0               # only with truncate_grads
+    normalize_input: bool = True
+    normalize_value: bool = True
+    normalize_advantage: bool = True
+    value_bootstrap: bool = True         # bootstrap the value on time-outs (not on falls)
+    save_frequency: int = 10             # epochs between (atomic) rewrites of nn/<experiment>.pth
+    keep_checkpoint_every: int = 0       # >0: also keep nn/<experiment>_e<epoch>.pth every this many epochs
+    games_to_track: int = 100            # episodes in the running mean reward / length
+    torch_compile: bool = False          # rl-games' torch.compile of the model (slow start on CPU)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+
+@dataclass
+class SimConfig:
+    """Physics engine and scene. ``backend`` goes through :func:`skillmimic.sim.make_simulator`."""
+
+    backend: str = "mujoco"              # mujoco (C, CPU threads) | mjwarp (MuJoCo Warp, CUDA)
+    num_threads: int = 0                 # mujoco only: 0 = one per CPU core (capped at num_envs)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def sim_kwargs(self) -> Dict[str, Any]:
+        return {"num_threads": self.num_threads} if self.backend == "mujoco" else {}
+
+
+@dataclass
+class MotionConfig:
+    """Reference motion: one ``.pt`` clip or a folder searched recursively.
+
+    A relative ``path`` is looked up in the working directory, then under the repository
+    root (so ``data/motions/demo`` works from anywhere)."""
+
+    name: str = MISSING
+    path: str = MISSING
+
+
+@dataclass
+class Config:
+    task: TaskConfig = MISSING
+    train: PPOConfig = MISSING
+    sim: SimConfig = MISSING
+    motion: MotionConfig = MISSING
+    num_envs: int = 16
+    device: str = "cpu"                  # cpu | cuda | cuda:<i>; env tensors and PPO on the same device
+    seed: int = 42                       # -1: draw one (printed and saved with the run)
+    max_epochs: int = 1000               # total, counted across resumes
+    experiment: str = "skill"
+    output_dir: str = "outputs"          # runs go to <output_dir>/<experiment>/<timestamp>/{nn,summaries}
+    resume: Optional[str] = None         # path to a checkpoint (.pth) to continue from
+    headless: bool = True                # training never opens a viewer; kept for the play/viewer tools
+    print_stats: bool = True             # one console line per epoch
+    # CPU threads for torch ops. 1 by default: MuJoCo steps the worlds on its own threads, and
+    # torch's OpenMP pool spin-waits badly on a busy 2-core machine (5-8x slower measured).
+    torch_threads: int = 1
+
+
+def register_configs() -> None:
+    """Put the schema into hydra's ConfigStore (``cfg/config.yaml`` lists it first in its defaults)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="skillmimic_config", node=Config)
+
+
+# --------------------------------------------------------------------------- validation
+def unknown_keys(cfg, schema: type = Config, prefix: str = "") -> list[str]:
+    """Keys of a composed DictConfig that its dataclass schema lacks.
+
+    hydra's ``+key=value`` appends keys even to typed nodes, and ``OmegaConf.to_object``
+    then drops them silently; a knob that is silently ignored must be an error instead."""
+    from omegaconf import DictConfig
+
+    names = {f.name: f for f in dataclasses.fields(schema)}
+    out = []
+    for key in cfg.keys():
+        if key not in names:
+            out.append(prefix + str(key))
+            continue
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            sub_schema = node._metadata.object_type
+            if dataclasses.is_dataclass(sub_schema):
+                out += unknown_keys(node, sub_schema, f"{prefix}{key}.")
+    return out
+
+
+def resolve_path(path: str) -> Path:
+    """A relative path: the working directory if it exists there, else the repository root."""
+    p = Path(os.path.expanduser(path))
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    return (REPO_ROOT / p).resolve()
+
+
+def resolve_motion_path(cfg: MotionConfig) -> Path:
+    p = resolve_path(cfg.path)
+    if not p.exists():
+        tried = {str(Path(cfg.path).expanduser().resolve()), str(p)}
+        raise ConfigError(f"motion path not found: {cfg.path!r} (motion={cfg.name}; looked at "
+                          f"{' and '.join(sorted(tried))}). Set motion.path=<file or folder of .pt clips>.")
+    return p
+
+
+def resolve_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"device={device!r} is not a torch device: {e}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={device!r} but CUDA is not available here; use device=cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device={device!r}: only cpu and cuda are supported")
+    return dev
+
+
+def resolve_minibatch(train: PPOConfig, num_envs: int) -> int:
+    """The PPO minibatch size; it must split the rollout (horizon * num_envs) evenly."""
+    batch = train.horizon_length * num_envs
+    if train.minibatch_size is not None:
+        mb = int(train.minibatch_size)
+        if mb <= 0 or batch % mb:
+            raise ConfigError(
+                f"train.minibatch_size={mb} must be a positive divisor of the rollout size "
+                f"train.horizon_length * num_envs = {train.horizon_length} * {num_envs} = {batch}; "
+                f"e.g. {batch} or {batch // 2 if batch % 2 == 0 else batch}")
+        return mb
+    if train.minibatch_cap <= 0:
+        raise ConfigError(f"train.minibatch_cap must be positive, got {train.minibatch_cap}")
+    if batch <= train.minibatch_cap:
+        return batch
+    return max(d for d in range(1, train.minibatch_cap + 1) if batch % d == 0)
+
+
+def validate(cfg: Config) -> None:
+    """Checks that need more than types; each error names the knob to change."""
+    if cfg.torch_threads < 1:
+        raise ConfigError(f"torch_threads must be >= 1, got {cfg.torch_threads}")
+    if cfg.num_envs < 1:
+        raise ConfigError(f"num_envs must be >= 1, got {cfg.num_envs}")
+    if cfg.max_epochs < 1 and cfg.max_epochs != -1:
+        raise ConfigError(f"max_epochs must be >= 1 (or -1 for no limit), got {cfg.max_epochs}")
+    t = cfg.train
+    if t.horizon_length < 1 or t.mini_epochs < 1:
+        raise ConfigError(f"train.horizon_length and train.mini_epochs must be >= 1, "
+                          f"got {t.horizon_length} and {t.mini_epochs}")
+    if t.lr_schedule not in ("constant", "linear", "adaptive"):
+        raise ConfigError(f"train.lr_schedule must be constant, linear or adaptive, got {t.lr_schedule!r}")
+    if t.save_frequency < 0 or t.keep_checkpoint_every < 0:
+        raise ConfigError("train.save_frequency and train.keep_checkpoint_every must be >= 0")
+    if not t.network.units:
+        raise ConfigError("train.network.units must list at least one layer width")
+    if t.network.activation not in ("relu", "elu", "tanh", "silu"):
+        raise ConfigError(f"train.network.activation must be relu, elu, tanh or silu, got {t.network.activation!r}")
+    cfg.task.parsed_state_init()
+    if cfg.task.episode_length < 2:
+        raise ConfigError(f"task.episode_length must be >= 2, got {cfg.task.episode_length}")
+    from skillmimic.sim import available_backends
+
+    if cfg.sim.backend not in available_backends():
+        raise ConfigError(f"sim.backend must be one of {available_backends()}, got {cfg.sim.backend!r}")
+    resolve_device(cfg.device)
+    resolve_minibatch(t, cfg.num_envs)
+    resolve_motion_path(cfg.motion)

@@ -1,0 +1,80 @@
+"""``skillmimic_mlp``: the skill policy's network, as an rl-games network builder.
+
+Separate actor and critic MLPs (no shared trunk: the critic's value scale must not pull
+on the actor's features), a linear mu head, and a *fixed* Gaussian log-std. The std is
+a parameter with ``requires_grad=False`` rather than a buffer so the checkpoint carries
+it under the original's key (``a2c_network.sigma``); it never reaches the optimizer.
+Layer names follow the original checkpoints (``actor_mlp.0/2/4``, ``critic_mlp.0/2/4``,
+``mu``, ``value``, ``sigma``). Weights use PyTorch's default Linear init, biases zero.
+
+Observation and value normalisation are not here: rl-games' model wrapper
+(``continuous_a2c_logstd``) applies its running mean/std around this network when
+``normalize_input`` / ``normalize_value`` are on.
+"""
+
+from __future__ import annotations
+
+import torch
+from rl_games.algos_torch.network_builder import NetworkBuilder
+from torch import nn
+
+NETWORK_NAME = "skillmimic_mlp"
+
+_ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+def _mlp(in_size: int, units: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in units:
+        layers += [nn.Linear(in_size, width), _ACTIVATIONS[activation]()]
+        in_size = width
+    return nn.Sequential(*layers)
+
+
+class SkillMimicNetwork(NetworkBuilder.BaseNetwork):
+    """Returns ``(mu, log_std, value, rnn_states)`` as rl-games' log-std model expects."""
+
+    def __init__(self, params: dict, actions_num: int, input_shape: tuple, value_size: int = 1, **_):
+        super().__init__()
+        if len(input_shape) != 1:
+            raise ValueError(f"{NETWORK_NAME} takes flat observations, got shape {tuple(input_shape)}")
+        units = list(params.get("units", [1024, 512, 512]))
+        activation = params.get("activation", "relu")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"{NETWORK_NAME}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        n_in = int(input_shape[0])
+        self.actor_mlp = _mlp(n_in, units, activation)
+        self.critic_mlp = _mlp(n_in, units, activation)
+        self.mu = nn.Linear(units[-1], actions_num)
+        self.value = nn.Linear(units[-1], value_size)
+        self.sigma = nn.Parameter(torch.full((actions_num,), float(params.get("log_std", -2.9))),
+                                  requires_grad=False)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, obs_dict: dict):
+        obs = obs_dict["obs"]
+        mu = self.mu(self.actor_mlp(obs))
+        value = self.value(self.critic_mlp(obs))
+        return mu, self.sigma.expand_as(mu), value, obs_dict.get("rnn_states")
+
+    # separate actor/critic entry points (the HLC later runs the frozen actor alone)
+    def eval_actor(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mu(self.actor_mlp(obs))
+
+    def eval_critic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.value(self.critic_mlp(obs))
+
+    def is_separate_critic(self) -> bool:
+        return True
+
+
+class SkillMimicBuilder(NetworkBuilder):
+    """rl-games network builder; ``params`` is the ``network`` section of the rl-games config."""
+
+    def load(self, params: dict) -> None:
+        self.params = params
+
+    def build(self, name, **kwargs) -> SkillMimicNetwork:
+        return SkillMimicNetwork(self.params, **kwargs)
