@@ -77,10 +77,36 @@ class PhysicsConfig:
     iterations: int = 20
     ls_iterations: int = 10
     cone: str = "pyramidal"
+    # MuJoCo Warp capacity (ignored by MuJoCo C): contacts per world (pooled over worlds) and
+    # constraint rows per world. Measured defaults; see docs/mjwarp.md.
+    nconmax: int = 256
+    njmax: int = 1024
 
     @property
     def control_dt(self) -> float:
         return self.timestep * self.substeps
+
+
+@dataclass
+class HoopConfig:
+    """A regulation basketball hoop (FIBA/NBA sizes): rim, backboard, pole, net-free.
+
+    It is a mocap body, so every world can place its own hoop per episode (the HLC layup
+    task does) through ``Simulator.set_hoop_pose``; the hoop frame's origin is the rim
+    centre and its +x axis points from the backboard towards the court.
+    """
+
+    rim_height: float = 3.05
+    rim_radius: float = 0.2286        # inner radius (18 in diameter)
+    rim_tube_radius: float = 0.01
+    rim_segments: int = 24
+    board_width: float = 1.83
+    board_height: float = 1.07
+    board_thickness: float = 0.03
+    board_rim_gap: float = 0.15       # backboard face to the nearest point of the rim
+    board_above_rim: float = 0.85     # board top above the rim
+    pole_radius: float = 0.08
+    pole_setback: float = 1.0         # pole axis behind the backboard
 
 
 @dataclass
@@ -90,6 +116,7 @@ class SceneConfig:
     floor_friction: float = 1.0
     self_collision: bool = True
     contact_sensors: bool = True
+    hoop: HoopConfig | None = None
 
 
 def _add_body(parent: ET.Element, skel: Skeleton, i: int, children: dict[int, list[int]]) -> None:
@@ -144,9 +171,10 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
     ET.SubElement(hinge, "joint", type="hinge", armature="0.02", limited="false")
     ET.SubElement(hinge, "position", ctrlrange=f"{-math.pi:.9g} {math.pi:.9g}")
     body_cls = ET.SubElement(default, "default", **{"class": "body"})
-    # contype 1 / conaffinity 1: self-collision on (the original's collision filter 0);
-    # contype 2 / conaffinity 2 leaves the humanoid out of all self-contacts.
-    ctype = "1" if cfg.self_collision else "2"
+    # Collision bits: humanoid geoms contype 1; floor, ball and hoop contype/conaffinity 3.
+    # Humanoid conaffinity 1 turns self-collision on (the original's collision filter 0);
+    # conaffinity 2 keeps humanoid-vs-world/ball/hoop contacts but drops humanoid-vs-humanoid.
+    ctype = "1"
     caff = "1" if cfg.self_collision else "2"
     ET.SubElement(body_cls, "geom", condim="3", friction="1 0.005 0.0001",
                   contype=ctype, conaffinity=caff, rgba="0.8 0.6 0.4 1")
@@ -173,6 +201,8 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
                   friction=f"{b.friction:.9g} 0.005 0.0001",
                   solref=f"{-b.contact_stiffness:.9g} {-b.contact_damping:.9g}",
                   rgba="0.9 0.45 0.1 1")
+    if cfg.hoop is not None:
+        _add_hoop(world, cfg.hoop)
     root.append(actuators)
 
     if cfg.contact_sensors:
@@ -187,12 +217,45 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
     return ET.tostring(root, encoding="unicode")
 
 
+def _add_hoop(world: ET.Element, h: HoopConfig) -> None:
+    """Rim as a ring of capsules, backboard box, pole; they collide with the ball and the
+    humanoid (mocap-vs-floor pairs are filtered by MuJoCo, so the pole costs no contacts)."""
+    hoop = ET.SubElement(world, "body", name="hoop", mocap="true", pos=f"0 0 {h.rim_height:.9g}")
+    ring = h.rim_radius + h.rim_tube_radius  # tube centre line
+    for k in range(h.rim_segments):
+        a0 = 2 * math.pi * k / h.rim_segments
+        a1 = 2 * math.pi * (k + 1) / h.rim_segments
+        ET.SubElement(hoop, "geom", name=f"rim_{k}", type="capsule", size=f"{h.rim_tube_radius:.9g}",
+                      fromto=_fmt((ring * math.cos(a0), ring * math.sin(a0), 0, ring * math.cos(a1), ring * math.sin(a1), 0)),
+                      rgba="0.95 0.35 0.05 1", contype="3", conaffinity="3", condim="3")
+    board_x = -(h.rim_radius + 2 * h.rim_tube_radius + h.board_rim_gap) - h.board_thickness / 2
+    board_z = h.board_above_rim - h.board_height / 2
+    ET.SubElement(hoop, "geom", name="backboard", type="box",
+                  size=_fmt((h.board_thickness / 2, h.board_width / 2, h.board_height / 2)),
+                  pos=_fmt((board_x, 0, board_z)), rgba="0.9 0.9 0.95 0.6", contype="3", conaffinity="3", condim="3")
+    # bracket from the board to the rim, and the pole down to the floor
+    ET.SubElement(hoop, "geom", name="rim_bracket", type="box",
+                  size=_fmt((h.board_rim_gap / 2, 0.05, 0.01)),
+                  pos=_fmt((board_x + h.board_thickness / 2 + h.board_rim_gap / 2, 0, 0)), rgba="0.95 0.35 0.05 1",
+                  contype="0", conaffinity="0")
+    pole_x = board_x - h.pole_setback
+    ET.SubElement(hoop, "geom", name="pole", type="capsule", size=f"{h.pole_radius:.9g}",
+                  fromto=_fmt((pole_x, 0, -h.rim_height, pole_x, 0, board_z + h.board_height / 2)),
+                  rgba="0.3 0.3 0.35 1", contype="3", conaffinity="3", condim="3")
+    ET.SubElement(hoop, "geom", name="pole_arm", type="capsule", size="0.04",
+                  fromto=_fmt((pole_x, 0, board_z, board_x - h.board_thickness / 2, 0, board_z)),
+                  rgba="0.3 0.3 0.35 1", contype="3", conaffinity="3", condim="3")
+
+
 def write_assets(out_dir: pathlib.Path = ASSET_DIR) -> list[pathlib.Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "ballplay_scene.xml"
-    path.write_text("<!-- generated by `python -m skillmimic.assets.mjcf`; do not edit -->\n"
-                    + build_scene_xml() + "\n")
-    return [path]
+    header = "<!-- generated by `python -m skillmimic.assets.mjcf`; do not edit -->\n"
+    paths = []
+    for name, cfg in (("ballplay_scene.xml", SceneConfig()), ("ballplay_hoop_scene.xml", SceneConfig(hoop=HoopConfig()))):
+        path = out_dir / name
+        path.write_text(header + build_scene_xml(cfg) + "\n")
+        paths.append(path)
+    return paths
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 from ..assets.mjcf import SceneConfig, build_scene_xml
 from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..kinematics import ForwardKinematics
-from ..rotations import quat_normalize, quat_rotate, quat_conj
+from ..rotations import quat_conj, quat_normalize, quat_rotate, yaw_quat
 from ..state import JointState
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,11 @@ class Simulator(ABC):
         self._fk = ForwardKinematics(skeleton)
         self.nonfinite = torch.zeros(self.num_worlds, dtype=torch.bool, device=self.device)
         self.nonfinite_count = 0
+        # Hoop (a mocap body) pose per world, when the scene has one.
+        self.has_hoop = self.model.nmocap > 0
+        self.hoop_pos = torch.as_tensor(self.model.body("hoop").pos if self.has_hoop else [0.0, 0.0, 0.0],
+                                        dtype=torch.float32, device=self.device).repeat(self.num_worlds, 1)
+        self.hoop_yaw = torch.zeros(self.num_worlds, device=self.device)
         self.state: SceneState
 
     # -- backend hooks ---------------------------------------------------------------
@@ -127,6 +132,10 @@ class Simulator(ABC):
     @abstractmethod
     def _read(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(qpos (N, nq), qvel (N, nv), sensordata (N, nsensordata)) of all worlds."""
+
+    def _write_mocap(self, ids: torch.Tensor, pos: torch.Tensor, quat: torch.Tensor) -> None:
+        """Place the mocap body (the hoop) of worlds ``ids``; float64 (n, 3) and (n, 4)."""
+        raise NotImplementedError(f"the {self.backend} backend cannot place mocap bodies")
 
     def _diverged(self) -> torch.Tensor | None:
         """Worlds the engine itself saw go bad during the last step (beyond non-finite output)."""
@@ -153,6 +162,18 @@ class Simulator(ABC):
         self._write_qpos_qvel(ids, qpos, qvel)
         self.nonfinite[ids] = False
         self._refresh()
+
+    def set_hoop_pose(self, ids: torch.Tensor | None, rim_pos: torch.Tensor, yaw: torch.Tensor) -> None:
+        """Move the hoop of worlds ``ids``: rim centre position (n, 3) and yaw (n,) of the
+        direction from the backboard towards the court. Needs a scene with a hoop."""
+        if not self.has_hoop:
+            raise ValueError("this scene has no hoop: build it with SceneConfig(hoop=HoopConfig())")
+        ids = self._ids(ids)
+        pos = torch.as_tensor(rim_pos, dtype=torch.float32, device=self.device).reshape(len(ids), 3)
+        yaw = torch.as_tensor(yaw, dtype=torch.float32, device=self.device).reshape(len(ids))
+        self.hoop_pos[ids] = pos
+        self.hoop_yaw[ids] = yaw
+        self._write_mocap(ids, pos.double(), yaw_quat(yaw.double()))
 
     def set_pd_targets(self, targets: torch.Tensor) -> None:
         if targets.shape != (self.num_worlds, self.layout.nu):
@@ -235,9 +256,10 @@ class Simulator(ABC):
         )
 
 
-def state_slices(model: mujoco.MjModel) -> dict[str, slice]:
-    """Offsets of the components of a mjSTATE_FULLPHYSICS vector (time, qpos, qvel, ...)."""
-    full = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
+def state_slices(model: mujoco.MjModel, spec: int = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)) -> dict[str, slice]:
+    """Offsets of the components of a MuJoCo state vector of ``spec`` (default
+    mjSTATE_FULLPHYSICS: time, qpos, qvel, ...), keyed by the mjtState flag name."""
+    full = int(spec)
     out, lower = {}, 0
     for bit in range(int(mujoco.mjtState.mjNSTATE)):
         flag = 1 << bit

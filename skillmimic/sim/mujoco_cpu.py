@@ -47,7 +47,19 @@ class MujocoCPUSimulator(Simulator):
         init = np.empty(self._nstate)
         mujoco.mj_getState(self.model, data, init, int(mujoco.mjtState.mjSTATE_FULLPHYSICS))
         self._state = np.tile(init, (n, 1))
-        self._ctrl = np.zeros((n, self.substeps, self.model.nu))
+        # Control vector of each rollout step: actuator ctrl, plus the mocap (hoop) pose when the
+        # scene has one -- rollout applies any mjSTATE_USER component per world and step.
+        self._control_spec = int(mujoco.mjtState.mjSTATE_CTRL)
+        if self.model.nmocap:
+            self._control_spec |= int(mujoco.mjtState.mjSTATE_MOCAP_POS) | int(mujoco.mjtState.mjSTATE_MOCAP_QUAT)
+        ctrl_slices = state_slices(self.model, self._control_spec)
+        self._ctrl_u = ctrl_slices["mjSTATE_CTRL"]
+        self._ctrl = np.zeros((n, self.substeps, mujoco.mj_stateSize(self.model, self._control_spec)))
+        if self.model.nmocap:
+            self._ctrl_mpos = ctrl_slices["mjSTATE_MOCAP_POS"]
+            self._ctrl_mquat = ctrl_slices["mjSTATE_MOCAP_QUAT"]
+            self._ctrl[:, :, self._ctrl_mpos] = np.tile(data.mocap_pos.reshape(-1), (n, self.substeps, 1))
+            self._ctrl[:, :, self._ctrl_mquat] = np.tile(data.mocap_quat.reshape(-1), (n, self.substeps, 1))
         self._traj = np.zeros((n, self.substeps, self._nstate))
         self._sens_traj = np.zeros((n, self.substeps, self.model.nsensordata))
         self._sens = np.zeros((n, self.model.nsensordata))
@@ -68,12 +80,17 @@ class MujocoCPUSimulator(Simulator):
         self._diverged_np[idx] = False
 
     def _write_ctrl(self, ctrl):
-        self._ctrl[:] = ctrl.cpu().numpy()[:, None, :]
+        self._ctrl[:, :, self._ctrl_u] = ctrl.cpu().numpy()[:, None, :]
+
+    def _write_mocap(self, ids, pos, quat):
+        idx = ids.cpu().numpy()
+        self._ctrl[idx, :, self._ctrl_mpos] = pos.cpu().numpy()[:, None, :]
+        self._ctrl[idx, :, self._ctrl_mquat] = quat.cpu().numpy()[:, None, :]
 
     def _advance(self):
         expected = self._state[:, self._time] + self.substeps * self.model.opt.timestep
         self._pool.rollout(self._models, self._datas, self._state, self._ctrl,
-                           skip_checks=True, nstep=self.substeps,
+                           control_spec=self._control_spec, skip_checks=True, nstep=self.substeps,
                            state=self._traj, sensordata=self._sens_traj)
         np.copyto(self._state, self._traj[:, -1])
         np.greater(np.abs(self._state[:, self._time] - expected), 1e-9 * np.maximum(1.0, expected),
