@@ -149,8 +149,8 @@ def humanoid_elements(skel: Skeleton = SKELETON_BALLPLAY) -> tuple[ET.Element, E
     for i in range(1, skel.num_bodies):
         for axis_name, _ in HINGE_AXES:
             jname = f"{skel.names[i]}_{axis_name}"
-            ET.SubElement(actuators, "position", name=jname, joint=jname,
-                          kp=f"{skel.kp[i]:.9g}", kv=f"{skel.kd[i]:.9g}")
+            ET.SubElement(actuators, "position", name=jname, joint=jname, kp=f"{skel.kp[i]:.9g}",
+                          kv=f"{skel.kd[i]:.9g}", **{"class": "hinge"})
     return holder[0], actuators
 
 

@@ -1,0 +1,64 @@
+"""The generated humanoid matches the skeleton the BallPlay data was recorded on."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+import mujoco
+import numpy as np
+import pytest
+
+from skillmimic.assets.mjcf import ASSET_DIR, HoopConfig, SceneConfig, build_scene_xml
+from skillmimic.assets.skeleton import SKELETON_BALLPLAY as SK
+
+REFERENCE_XML = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "ballplay_humanoid_reference.xml"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return mujoco.MjModel.from_xml_string(build_scene_xml())
+
+
+def test_structure_mass_and_pd_gains(model):
+    assert SK.num_bodies == 53 and SK.num_dof == 156
+    assert model.nu == 156 and model.nq == 7 + 156 + 7
+    names = [model.body(i).name for i in range(1, 54)]
+    assert names == list(SK.names)
+    assert abs(model.body_subtreemass[1] - 66.59) < 0.01          # facts §2: 66.59 kg
+    ball = model.body("ball")
+    assert abs(model.body_mass[ball.id] - 7.238) < 0.01           # density 1000, r 0.12
+    # position actuators: force = kp (ctrl - q) - kv qdot, with the table's gains per hinge
+    np.testing.assert_allclose(model.actuator_gainprm[:, 0], SK.dof_kp)
+    np.testing.assert_allclose(model.actuator_biasprm[:, 1], -SK.dof_kp)
+    np.testing.assert_allclose(model.actuator_biasprm[:, 2], -SK.dof_kd)
+    assert model.actuator("L_Hip_x").gainprm[0] == 500 and model.actuator("R_Index3_z").gainprm[0] == 100
+    np.testing.assert_allclose(model.actuator_ctrlrange, [[-math.pi, math.pi]] * 156, rtol=1e-7)
+    # no passive joint springs: PD comes only from the actuators
+    assert not model.jnt_stiffness.any()
+    np.testing.assert_allclose(model.dof_armature[6:162], 0.02)
+
+
+@pytest.mark.skipif(not REFERENCE_XML.exists(), reason="shared reference skeleton not present")
+def test_same_kinematics_and_inertia_as_the_recording_skeleton(model):
+    ref = mujoco.MjModel.from_xml_path(str(REFERENCE_XML))
+    np.testing.assert_allclose(model.body_pos[2:54], ref.body_pos[2:54], atol=1e-9)  # root placed by state
+    np.testing.assert_allclose(model.body_mass[1:54], ref.body_mass[1:54], rtol=1e-6)
+    np.testing.assert_allclose(model.body_inertia[1:54], ref.body_inertia[1:54], rtol=1e-5, atol=1e-12)
+    # random pose: identical forward kinematics
+    d, dr = mujoco.MjData(model), mujoco.MjData(ref)
+    rng = np.random.default_rng(0)
+    q = rng.uniform(-1, 1, 156)
+    for data in (d, dr):
+        data.qpos[:7] = [0.1, -0.2, 0.9, 0.8, 0.6, 0.0, 0.0]
+        data.qpos[7:163] = q
+    mujoco.mj_kinematics(model, d)
+    mujoco.mj_kinematics(ref, dr)
+    np.testing.assert_allclose(d.xpos[1:54], dr.xpos[1:54], atol=1e-12)
+
+
+def test_committed_scene_files_are_current():
+    for name, cfg in (("ballplay_scene.xml", SceneConfig()), ("ballplay_hoop_scene.xml", SceneConfig(hoop=HoopConfig()))):
+        text = (ASSET_DIR / name).read_text()
+        assert build_scene_xml(cfg) in text, f"assets/{name} is stale: run python -m skillmimic.assets.mjcf"
+        mujoco.MjModel.from_xml_path(str(ASSET_DIR / name))
