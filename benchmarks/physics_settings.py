@@ -93,11 +93,17 @@ class RolloutStats:
 class Scene:
     """A compiled scene plus the index bookkeeping the replay needs.
 
-    ``variant``: None, "noself" (humanoid geoms keep colliding with floor and ball but
-    not with each other) or "nothumb13" (Thumb1-Thumb3 pairs excluded).
+    ``variant``: None, "noself" (``SceneConfig.self_collision = False``: humanoid geoms
+    keep colliding with floor and ball but not with each other) or "nothumb13"
+    (Thumb1-Thumb3 pairs excluded).
     """
 
     def __init__(self, cfg: SceneConfig, variant: str | None = None):
+        if variant == "noself":
+            cfg = copy.deepcopy(cfg)
+            cfg.self_collision = False
+        elif variant not in (None, "nothumb13"):
+            raise ValueError(f"unknown variant {variant!r}")
         self.cfg = cfg
         xml = build_scene_xml(cfg)
         if variant == "nothumb13":
@@ -112,11 +118,6 @@ class Scene:
         m = self.model
         self.body_ids = np.arange(1, 54)                       # humanoid: bodies 1..53 (0 = world)
         self.ball_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "ball")
-        if variant == "noself":
-            human = (m.geom_bodyid >= 1) & (m.geom_bodyid <= 53)
-            m.geom_conaffinity[human] = 0    # contype 1 still meets floor/ball conaffinity 3
-        elif variant not in (None, "nothumb13"):
-            raise ValueError(f"unknown variant {variant!r}")
         self.finger_ids = np.array([i for i in self.body_ids
                                     if any(f in m.body(i).name for f in ("Index", "Middle", "Pinky", "Ring", "Thumb"))])
         jb = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ball")

@@ -57,9 +57,9 @@ def ball_drop_model(cfg: SceneConfig | None = None) -> mujoco.MjModel:
     """The scene with only floor and ball: same options, ball geom and floor geom."""
     root = ET.fromstring(build_scene_xml(cfg or SceneConfig()))
     world = root.find("worldbody")
-    for body in world.findall("body"):
-        if body.get("name") != "ball":
-            world.remove(body)
+    for el in world.findall("body") + world.findall("geom"):
+        if el.get("name") not in ("ball", "floor"):
+            world.remove(el)
     for tag in _HUMANOID_REFERRING:
         for el in root.findall(tag):
             root.remove(el)
