@@ -1,0 +1,48 @@
+"""Evaluate a trained SkillMimic skill policy (hydra; the same config tree as ``train.py``).
+
+    python eval.py checkpoint=outputs/skill/<run>/nn/skill.pth
+    python eval.py checkpoint=... eval.rounds=3 eval.episode_length=300 num_envs=8
+    python eval.py checkpoint=... motion=ballplay eval.skills=[11,12,13,31]
+    python eval.py checkpoint=... 'eval.transitions=["11->13","13->31"]' eval.robustness=true
+
+Deterministic test mode (fixed start frame, early termination off, long episodes; see
+docs/eval.md). Prints a table of per-skill success rate, body/ball tracking error (mm),
+contact accuracy and normalised accumulated reward, and writes ``eval.json`` and
+``eval.png`` (per-skill success) to ``out_dir`` (default ``<run folder>/eval/<stamp>/``).
+Task, sim and motion default to those the checkpoint was trained with.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from skillmimic.eval.app import register_eval_config
+from skillmimic.rl.config import register_configs
+
+register_configs()
+register_eval_config()
+
+
+@hydra.main(version_base="1.3", config_path="cfg", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from skillmimic.eval.app import evaluate_checkpoint
+    from skillmimic.motion import MotionFileError
+    from skillmimic.rl.checkpoint import CheckpointError
+    from skillmimic.rl.config import ConfigError
+
+    try:
+        out = evaluate_checkpoint(cfg, HydraConfig.get().overrides.task)
+    except (ConfigError, CheckpointError, MotionFileError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    print(out.report.table())
+    print(f"[skillmimic] wrote {out.json_path} and {out.plot_path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Evaluation runner and eval.py: known answers with a perfect-tracking simulator, scenario
+plumbing, checkpoint loading (same actions as rl-games' player) and the eval.py CLI on a
+checkpoint from a smoke training run (JSON + PNG written)."""
+
+from __future__ import annotations
+
+import json
+import math
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from envs import SkillEnv, SkillEnvConfig
+from skillmimic.eval.app import overridden_groups
+from skillmimic.eval.runner import (
+    EvalSettings, Perturbation, Push, clip_peak_ball_height, evaluate, perturb_state, push_state,
+)
+from skillmimic.motion import MotionLibrary
+from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
+
+REPO = Path(__file__).resolve().parents[1]
+LAYUP = REPO.parent / "shared" / "data" / "motions" / "BallPlay-M" / "layup"
+needs_data = pytest.mark.skipif(not LAYUP.exists(), reason="shared BallPlay data not present")
+
+
+class PerfectTracker(MujocoCPUSimulator):
+    """Every step lands exactly on the reference frame the env compares with next, so the
+    state always equals the reference. Contact sensors read zero (a state write clears them)."""
+
+    env: SkillEnv
+
+    def step(self):
+        env = self.env
+        self.set_state(None, env.motion.get_frame_at(env.clip_ids, env.start_frames + env.progress + 1).state)
+        return self.state
+
+
+@pytest.fixture(scope="module")
+def motion():
+    if not LAYUP.exists():
+        pytest.skip("shared BallPlay data not present")
+    return MotionLibrary(LAYUP)
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def make_env(motion, sim_cls=MujocoCPUSimulator, n=2):
+    cfg = SkillEnvConfig(num_envs=n, seed=0)
+    sim = sim_cls(n)
+    env = SkillEnv(cfg, motion, sim)
+    sim.env = env
+    env.reset()
+    return env
+
+
+def zero_policy(obs):
+    return torch.zeros(obs.shape[0], 156)
+
+
+# ----------------------------------------------------------------------------- runner, known answers
+def test_perfect_tracking_gives_zero_error_known_contact_accuracy_and_layup_success(motion):
+    """Start at frame 100 of the layup; in 30 steps the ball passes 1.8 m (frame ~110), so the
+    layup latches. Errors are zero; the simulated ball contact flag is always 0, so contact
+    accuracy is the fraction of compared reference frames (101..130) without contact, and the
+    reward is exp(-5) (r_cg2) on contact frames and ~1 elsewhere."""
+    env = make_env(motion, PerfectTracker)
+    s = EvalSettings(rounds=2, episode_length=30, start_frame=100, progress=False)
+    rep = evaluate(env, zero_policy, s)
+    env.close()
+    (r,) = rep.results
+    assert (r.scenario, r.score_label, r.criterion, r.envs) == ("skill", 31, "layup", 4)
+    assert r.success_rate == 1.0 and r.success_per_round == [1.0, 1.0]
+    assert r.frames == 4 * 30
+    assert r.e_b_mm < 1.0 and r.e_o_mm < 1.0
+    ref_contact = motion.contact[101:131].float()
+    free = float(1 - ref_contact.mean())
+    assert r.contact_accuracy == pytest.approx(free, abs=1e-6)
+    assert r.e_cg == pytest.approx(0.5 * float(ref_contact.mean()), abs=1e-6)
+    assert r.acc == pytest.approx(free, abs=1e-6)
+    expected_nar = float((ref_contact * math.exp(-5) + (1 - ref_contact)).mean())
+    assert r.nar == pytest.approx(expected_nar, abs=0.02)
+    assert len(r.nar_per_round) == 2
+
+
+def test_episode_runs_past_the_clip_end_without_reset(motion):
+    """Test mode: early termination off and no time-out at the clip end; metrics stop at the
+    clip end while the success criterion keeps being updated."""
+    env = make_env(motion, PerfectTracker)
+    T = int(motion.clip_lengths[0])
+    s = EvalSettings(rounds=1, episode_length=T - 150 + 10, start_frame=150, progress=False)
+    rep = evaluate(env, zero_policy, s)
+    env.close()
+    (r,) = rep.results
+    assert r.frames == 2 * (T - 1 - 150)       # frames 151..T-1 have a reference
+    assert r.success_rate == 1.0               # ball above 1.8 m at the start (peak of the shot)
+    assert env.cfg.enable_early_termination    # restored afterwards
+
+
+def test_transition_and_robustness_scenarios_with_zero_actions(motion):
+    env = make_env(motion)
+    s = EvalSettings(rounds=1, episode_length=8, transitions=["31->13", "31:31"], robustness=True,
+                     robustness_rounds=1, push=Push(interval=4, speed=2.0), progress=False)
+    rep = evaluate(env, zero_policy, s, meta={"checkpoint": "zero"})
+    names = [(r.scenario, r.start_label, r.score_label, r.criterion) for r in rep.results]
+    assert names == [("skill", 31, 31, "layup"), ("transition", 31, 13, "run"), ("transition", 31, 31, "layup"),
+                     ("perturbed", 31, 31, "layup"), ("push", 31, 31, "layup")]
+    for r in rep.results:
+        assert 0.0 <= r.success_rate <= 1.0
+        assert math.isnan(r.e_b_mm) == (r.scenario == "transition")
+    d = rep.to_dict()
+    assert json.loads(json.dumps(d))["results"][1]["e_b_mm"] is None      # NaN -> null in JSON
+    table = rep.table()
+    assert "031->013" in table and "031 layup [push]" in table
+    with pytest.raises(ValueError, match="no clip in the motion library"):
+        evaluate(env, zero_policy, EvalSettings(rounds=1, episode_length=2, skills=[13], progress=False))
+    with pytest.raises(ValueError, match="A->B"):
+        evaluate(env, zero_policy, EvalSettings(rounds=1, episode_length=2, transitions=["31-13"], progress=False))
+    env.close()
+
+
+def test_perturb_and_push_are_bounded_and_seeded(motion):
+    st = motion.clip_frames(0).state[:8]
+    p = Perturbation(dof_pos=0.1, root_lin_vel=0.5, root_ang_vel=0.0, ball_pos=0.05)
+    a = perturb_state(st, p, torch.Generator().manual_seed(3))
+    b = perturb_state(st, p, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.dof_pos, b.dof_pos)
+    d = (a.dof_pos - st.dof_pos).abs()
+    assert d.max() <= 0.1 + 1e-6 and d.mean() > 0.03
+    assert (a.root_lin_vel - st.root_lin_vel).abs().max() <= 0.5 + 1e-6
+    torch.testing.assert_close(a.root_ang_vel, st.root_ang_vel)
+    assert (a.ball_pos - st.ball_pos).abs().max() <= 0.05 + 1e-6
+    pushed = push_state(st, 1.5, torch.Generator().manual_seed(0))
+    dv = pushed.root_lin_vel - st.root_lin_vel
+    torch.testing.assert_close(dv[:, :2].norm(dim=-1), torch.full((8,), 1.5))
+    assert (dv[:, 2] == 0).all() and torch.equal(pushed.root_pos, st.root_pos)
+
+
+def test_clip_peak_ball_height(motion):
+    peaks = clip_peak_ball_height(motion)
+    assert peaks.shape == (1,) and float(peaks[0]) == pytest.approx(float(motion.ball_pos[:, 2].max()))
+
+
+def test_overridden_groups():
+    assert overridden_groups(["motion=ballplay_run", "num_envs=4", "sim.scene.ball.friction=0.5",
+                              "+task.reward.p=3", "eval.rounds=2", "motionless=1"]) == {"motion", "sim", "task"}
+
+
+# ----------------------------------------------------------------------------- checkpoint + eval.py
+@pytest.fixture(scope="module")
+def smoke_checkpoint(tmp_path_factory):
+    """One tiny PPO epoch through the real training entry point."""
+    if not LAYUP.exists():
+        pytest.skip("shared BallPlay data not present")
+    from hydra import compose, initialize_config_dir
+
+    from skillmimic.rl.config import CONFIG_DIR, register_configs
+    from skillmimic.rl.runner import train
+
+    out = tmp_path_factory.mktemp("runs")
+    register_configs()
+    overrides = [f"motion.path={LAYUP}", "num_envs=2", "train.network.units=[32,32]", "train.horizon_length=8",
+                 "train.minibatch_size=16", "max_epochs=1", f"output_dir={out}", "experiment=smoke",
+                 "print_stats=false"]
+    n = torch.get_num_threads()
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            result = train(compose("config", overrides=overrides))
+    finally:
+        torch.set_num_threads(n)
+    assert result.checkpoint.exists()
+    return result.checkpoint
+
+
+def test_loaded_policy_acts_like_the_rl_games_player(smoke_checkpoint):
+    from gymnasium import spaces
+
+    from skillmimic.eval.policy import load_policy
+    from skillmimic.rl.registry import AGENT_NAME, MODEL_NAME, NETWORK_NAME, make_runner
+
+    policy = load_policy(smoke_checkpoint)
+    assert (policy.num_obs, policy.num_actions, policy.epoch) == (902, 156, 1)
+    assert policy.run_config is not None and policy.run_config.num_envs == 2
+    runner = make_runner()
+    runner.load({"params": {
+        "seed": 1, "algo": {"name": AGENT_NAME}, "model": {"name": MODEL_NAME},
+        "network": {"name": NETWORK_NAME, "units": [32, 32], "activation": "relu", "log_std": -2.9},
+        "config": {"name": "p", "env_name": "none", "normalize_input": True, "normalize_value": True,
+                   "device_name": "cpu", "reward_shaper": {}, "clip_actions": True,
+                   "env_info": {"observation_space": spaces.Box(-np.inf, np.inf, (902,)),
+                                "action_space": spaces.Box(-1.0, 1.0, (156,)), "agents": 1, "value_size": 1}}}})
+    player = runner.player_factory.create(AGENT_NAME, params=runner.params)
+    player.restore(str(smoke_checkpoint))
+    player.has_batch_dimension = True
+    obs = torch.randn(6, 902, generator=torch.Generator().manual_seed(0)) * 3
+    torch.testing.assert_close(policy(obs), player.get_action(obs, is_deterministic=True))
+
+
+def run_eval_py(args: list[str], monkeypatch) -> int:
+    """``python eval.py ARGS`` in this process (a subprocess would pay the imports again)."""
+    monkeypatch.setattr(sys, "argv", ["eval.py", *args])
+    try:
+        runpy.run_path(str(REPO / "eval.py"), run_name="__main__")
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_eval_cli_writes_json_table_and_plot(smoke_checkpoint, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "eval_out"
+    rc = run_eval_py([f"checkpoint={smoke_checkpoint}", "num_envs=2", "eval.rounds=2", "eval.episode_length=6",
+                      "eval.transitions=[31:31]", "eval.progress=false", f"out_dir={out}"], monkeypatch)
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err[-3000:]
+    assert "031 layup" in printed.out and "E_b mm" in printed.out and "031->031" in printed.out
+    data = json.loads((out / "eval.json").read_text())
+    assert data["meta"]["checkpoint"] == str(smoke_checkpoint.resolve())
+    assert data["meta"]["from_run_config"] == ["task", "sim", "motion"]
+    skill = data["results"][0]
+    assert skill["scenario"] == "skill" and skill["score_label"] == 31 and skill["envs"] == 4
+    assert 0.0 <= skill["success_rate"] <= 1.0 and skill["e_b_mm"] > 0 and skill["frames"] == 4 * 6
+    assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert run_eval_py([f"checkpoint={tmp_path / 'missing.pth'}"], monkeypatch) == 2
+    assert "does not exist" in capsys.readouterr().err
