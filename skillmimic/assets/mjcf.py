@@ -204,6 +204,11 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
     if cfg.hoop is not None:
         _add_hoop(world, cfg.hoop)
     root.append(actuators)
+    # Thumb1 and Thumb3 capsules overlap by ~0.5 mm at rest, so every step would report a
+    # spurious self-contact (and a 2-7 N force in the fingertip observation); exclude them.
+    contact = ET.SubElement(root, "contact")
+    for side in "LR":
+        ET.SubElement(contact, "exclude", body1=f"{side}_Thumb1", body2=f"{side}_Thumb3")
 
     if cfg.contact_sensors:
         sensor = ET.SubElement(root, "sensor")
