@@ -299,7 +299,9 @@ def _run_round(env, policy: Policy, clips: torch.Tensor, steps: int, start_frame
             alive &= ~bad
         st = env.sim.state
         ref = env.reference()
-        in_clip = alive & ((env.start_frames + env.progress) < clip_len)
+        # the frame reference() used, unclamped (an env may hold its reference for ref_delay steps)
+        ref_t = env.start_frames + (env.progress - getattr(env, "ref_delay", 0)).clamp_min(0)
+        in_clip = alive & (ref_t < clip_len)
         m = tracking_metrics(ref.state.root_pos.to(dev), ref.key_body_pos.to(dev), ref.state.ball_pos.to(dev),
                              ref.contact.to(dev), st.joint.root_pos, st.body_pos[:, key_ids], st.joint.ball_pos,
                              st.contact_forces[:, contact_ids], st.ball_contact_force,
