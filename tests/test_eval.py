@@ -149,6 +149,14 @@ def test_clip_peak_ball_height(motion):
     assert peaks.shape == (1,) and float(peaks[0]) == pytest.approx(float(motion.ball_pos[:, 2].max()))
 
 
+def test_criteria_entries_extend_the_default_table():
+    table = EvalSettings(criteria=["2:pickup", " 31 : shot"]).skill_criteria()
+    assert table[2] == "pickup" and table[31] == "shot" and table[13] == "run"
+    for bad in ("2-pickup", "x:run", "2:jump"):
+        with pytest.raises(ValueError, match="label:criterion"):
+            EvalSettings(criteria=[bad]).skill_criteria()
+
+
 def test_overridden_groups():
     assert overridden_groups(["motion=ballplay_run", "num_envs=4", "sim.scene.ball.friction=0.5",
                               "+task.reward.p=3", "eval.rounds=2", "motionless=1"]) == {"motion", "sim", "task"}

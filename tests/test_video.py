@@ -104,6 +104,24 @@ def test_cli_clip_mode(gl_backend, tmp_path, capsys):
     assert all(img.std() > 5 for img in video)
 
 
+def test_policy_rollout_renders_one_frame_per_step(motion, gl_backend, tmp_path):
+    from envs import SkillEnv, SkillEnvConfig
+    from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
+    from skillmimic.viz.render import render_policy
+
+    env = SkillEnv(SkillEnvConfig(num_envs=2, seed=0, state_init=2), motion, MujocoCPUSimulator(2))
+    env.reset()
+    out = tmp_path / "policy.mp4"
+    try:
+        stats = render_policy(env, lambda obs: torch.zeros(obs.shape[0], 156), out, steps=5, env_id=1,
+                              width=160, height=120, progress=False)
+    finally:
+        env.close()
+    assert stats.frames == 6 and int(env.progress[1]) == 5
+    _, video = decode(out)
+    assert len(video) == 6 and all(humanoid_pixels(img) > 0.005 * 160 * 120 for img in video)
+
+
 # ----------------------------------------------------------------------------- without GL
 def test_posed_scene_matches_reference_forward_kinematics(motion):
     """What the renderer draws is the reference: MuJoCo's body frames of the posed model equal

@@ -34,12 +34,12 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import torch
 
 from .metrics import nar_over_rounds, tracking_metrics
-from .success import DEFAULT_SKILL_CRITERIA, SuccessThresholds, SuccessTracker, criterion_name
+from .success import CRITERIA, DEFAULT_SKILL_CRITERIA, SuccessThresholds, SuccessTracker, criterion_name
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 _METRICS = ("e_b_mm", "e_o_mm", "e_cg", "contact_correct", "acc")
@@ -79,13 +79,19 @@ class EvalSettings:
     push: Push = field(default_factory=Push)
     nar_skip_first_round: bool = True            # the original's NAR figure averages rounds 1..9
     thresholds: SuccessThresholds = field(default_factory=SuccessThresholds)
-    criteria: Dict[str, str] = field(default_factory=dict)   # label -> criterion, added to the defaults
+    criteria: List[str] = field(default_factory=list)   # extra "label:criterion" entries, e.g. "2:pickup"
     seed: int = 0
     progress: bool = True
 
     def skill_criteria(self) -> dict[int, str]:
+        """The default label -> criterion table with the ``criteria`` entries applied."""
         table = dict(DEFAULT_SKILL_CRITERIA)
-        table.update({int(k): str(v) for k, v in self.criteria.items()})
+        for entry in self.criteria:
+            label, sep, name = str(entry).replace(" ", "").partition(":")
+            if not sep or not label.isdigit() or name not in CRITERIA:
+                raise ValueError(f"criteria entry {entry!r} must look like 'label:criterion' with a criterion "
+                                 f"from {CRITERIA}, e.g. '2:pickup'")
+            table[int(label)] = name
         return table
 
     def parsed_transitions(self) -> list[tuple[int, int]]:
@@ -395,6 +401,7 @@ def evaluate(env, policy: Policy, settings: EvalSettings | None = None, meta: di
     if missing:
         raise ValueError(f"skills {missing} have no clip in the motion library (labels present: {present})")
     transitions = s.parsed_transitions()
+    s.skill_criteria()                   # a bad criteria entry fails before anything runs
     plan = [("skill", lab, lab, s.rounds, None, None) for lab in labels]
     plan += [("transition", a, b, s.rounds, None, None) for a, b in transitions]
     if s.robustness:
