@@ -1,0 +1,322 @@
+"""History encoder: a small 1-D conv net that summarises the last H frames as a 3-d embedding.
+
+    python -m skillmimic.augment.history pretrain MOTION_DIR --out ckpt.pt --epochs N
+
+Why: with sparse demonstrations one observation frame cannot tell which phase of a skill
+(or which skill transition) the humanoid is in; a short learned summary of the recent past
+can. The encoder is pre-trained offline to predict the next frame's features from
+[embedding | current features | skill one-hot] (facts §5), then frozen; the env appends its
+embedding of a FIFO buffer of the last H simulated frames to the observation.
+
+Per-frame feature (316): root height | 52 non-root body positions relative to the root in
+the heading frame | 52 joint rotations as exp-maps (converted from our hinge angles) |
+ball position in the heading frame (xy relative to the root, z absolute). The heading is
+that of the TRUE root quaternion everywhere -- offline, at reset and at run time. (The
+original passed the root exp-map as if it were a quaternion for its offline and reset
+features, so the history the encoder was trained on did not match the one it saw.)
+
+Conventions, identical in pretraining and in the env: the history of frame i is frames
+[i-H, i) (the current frame is not part of it), features are normalised with the training
+set's mean/std (stored in the checkpoint), and frames before a clip's start are zeros in
+normalised space. Losses: MSE on the 313 humanoid dims, plus MSE on the 3 ball dims for
+skills other than getup/run-without-ball (labels 0 and 10), whose ball dims are replaced by
+U(-5, 5) at every fetch (their ball is irrelevant; facts §5, R variant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..observations import NUM_SKILLS, heading_rotation_inv
+from ..rotations import hinge_xyz_to_expmap
+from .similarity import LOCOMOTION_LABELS
+
+FORMAT = "skillmimic-history-encoder"
+VERSION = 1
+FEATURE_DIM = 316
+BALL_DIMS = slice(313, 316)
+MIN_STD = 1e-2          # features that barely vary (finger joints) are not blown up to unit scale
+
+
+# --------------------------------------------------------------------------- features
+def history_features(body_pos: torch.Tensor, root_quat: torch.Tensor, dof_pos: torch.Tensor,
+                     ball_pos: torch.Tensor) -> torch.Tensor:
+    """(N, 316) per-frame features from bodies (N, 53, 3), root quaternion (wxyz), hinge
+    angles (N, 156) and ball position (N, 3)."""
+    n = body_pos.shape[0]
+    inv = heading_rotation_inv(root_quat)
+    root = body_pos[:, 0]
+    local = torch.einsum("nij,nkj->nki", inv, body_pos[:, 1:] - root[:, None])
+    ball = torch.cat([ball_pos[:, :2] - root[:, :2], ball_pos[:, 2:3]], -1)
+    ball = torch.einsum("nij,nj->ni", inv, ball)
+    expmap = hinge_xyz_to_expmap(dof_pos.reshape(n, -1, 3)).reshape(n, -1)
+    return torch.cat([root[:, 2:3], local.reshape(n, -1), expmap, ball], -1)
+
+
+def library_history_features(motion, chunk: int = 8192) -> torch.Tensor:
+    """(num_frames, 316) features of every library frame."""
+    out = []
+    for s in range(0, motion.num_frames, chunk):
+        sl = slice(s, s + chunk)
+        out.append(history_features(motion.body_pos[sl], motion.root_quat[sl], motion.dof_pos[sl], motion.ball_pos[sl]))
+    return torch.cat(out).to(torch.float32)
+
+
+# --------------------------------------------------------------------------- networks
+@dataclass
+class EncoderConfig:
+    feature_dim: int = FEATURE_DIM
+    history_length: int = 60
+    embedding_dim: int = 3
+    channels: list[int] = field(default_factory=lambda: [128, 64, 32])
+    kernel_size: int = 3
+    num_skills: int = NUM_SKILLS
+    head_units: list[int] = field(default_factory=lambda: [512, 256])
+
+
+class HistoryEncoder(nn.Module):
+    """(B, H, F) history -> (B, E): Conv1d stack over time (ReLU), flatten, linear."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        layers, c_in = [], cfg.feature_dim
+        for c in cfg.channels:
+            layers += [nn.Conv1d(c_in, c, cfg.kernel_size, padding=cfg.kernel_size // 2), nn.ReLU()]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        self.out = nn.Linear(c_in * cfg.history_length, cfg.embedding_dim)
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        return self.out(self.convs(history.transpose(1, 2)).flatten(1))
+
+
+class StatePredictor(nn.Module):
+    """Pretraining model: next-frame features from [embedding | current | skill one-hot]."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = HistoryEncoder(cfg)
+        layers, d = [], cfg.embedding_dim + cfg.feature_dim + cfg.num_skills
+        for u in cfg.head_units:
+            layers += [nn.Linear(d, u), nn.ReLU()]
+            d = u
+        layers.append(nn.Linear(d, cfg.feature_dim))
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, history, current, labels):
+        onehot = nn.functional.one_hot(labels, self.cfg.num_skills).to(current.dtype)
+        return self.head(torch.cat([self.encoder(history), current, onehot], -1))
+
+
+# --------------------------------------------------------------------------- data
+class HistoryData:
+    """Training samples of a motion library, gathered per batch (memory O(batch), not O(data)).
+
+    Sample i: history = frames [i-H, i) of its clip, current = i, target = i+1, for every
+    frame with a successor; pairs touching a missing frame are left out."""
+
+    def __init__(self, motion, history_length: int, mean=None, std=None):
+        self.raw = library_history_features(motion)
+        dev = self.raw.device
+        clip_of = torch.repeat_interleave(torch.arange(motion.num_clips, device=dev), motion.clip_lengths)
+        self.start = motion.clip_starts[clip_of]
+        self.labels = motion.clip_labels[clip_of]
+        end = self.start + motion.clip_lengths[clip_of] - 1
+        idx = torch.arange(motion.num_frames, device=dev)
+        ok = (idx < end) & motion.valid & motion.valid[torch.minimum(idx + 1, end)]
+        self.samples = ok.nonzero().flatten()
+        valid_rows = self.raw[motion.valid]
+        self.mean = valid_rows.mean(0) if mean is None else mean.to(dev)
+        self.std = valid_rows.std(0).clamp_min(MIN_STD) if std is None else std.to(dev)
+        self.H = history_length
+        self.loco = torch.isin(self.labels, torch.tensor(LOCOMOTION_LABELS, device=dev))
+
+    def __len__(self) -> int:
+        return self.samples.shape[0]
+
+    def batch(self, rows: torch.Tensor, generator=None):
+        """(history (B, H, F), current (B, F), target (B, F), labels (B,), ball_loss_mask (B,))."""
+        i = self.samples[rows]
+        hist_idx = i[:, None] - self.H + torch.arange(self.H, device=i.device)[None]
+        pad = hist_idx < self.start[i, None]
+        raw_h = self.raw[hist_idx.clamp_min(0)]
+        cur, tgt = self.raw[i].clone(), self.raw[i + 1].clone()
+        loco = self.loco[i]
+        if loco.any():
+            def rnd(shape):
+                return torch.rand(shape, generator=generator, device=i.device) * 10 - 5
+            raw_h[loco, :, BALL_DIMS] = rnd((int(loco.sum()), self.H, 3))
+            cur[loco, BALL_DIMS] = rnd((int(loco.sum()), 3))
+            tgt[loco, BALL_DIMS] = rnd((int(loco.sum()), 3))
+        hist = ((raw_h - self.mean) / self.std).masked_fill(pad[..., None], 0.0)
+        return hist, (cur - self.mean) / self.std, (tgt - self.mean) / self.std, self.labels[i], ~loco
+
+
+def prediction_loss(pred, target, ball_mask) -> torch.Tensor:
+    body = (pred[:, :BALL_DIMS.start] - target[:, :BALL_DIMS.start]).pow(2).mean()
+    ball = ((pred[:, BALL_DIMS] - target[:, BALL_DIMS]).pow(2).mean(-1) * ball_mask).sum() / ball_mask.sum().clamp_min(1)
+    return body + ball
+
+
+def pretrain(motion, epochs: int, cfg: EncoderConfig | None = None, batch_size: int = 128, lr: float = 1e-3,
+             patience: int = 5, seed: int = 0, device: str | torch.device = "cpu", log=print) -> dict:
+    """Train encoder + head on ``motion``; returns the checkpoint dict (see :func:`save_checkpoint`)."""
+    cfg = cfg or EncoderConfig()
+    torch.manual_seed(seed)
+    device = torch.device(device)
+    data = HistoryData(motion, cfg.history_length)
+    data.raw, data.samples, data.start, data.labels, data.loco, data.mean, data.std = (
+        t.to(device) for t in (data.raw, data.samples, data.start, data.labels, data.loco, data.mean, data.std))
+    model = StatePredictor(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=patience)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    losses = []
+    n = len(data)
+    if n == 0:
+        raise ValueError("no training samples (every clip is shorter than 2 frames?)")
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(n, generator=gen, device=device)
+        total = torch.zeros((), device=device)
+        for s in range(0, n, batch_size):
+            hist, cur, tgt, labels, ball_mask = data.batch(perm[s:s + batch_size], gen)
+            loss = prediction_loss(model(hist, cur, labels), tgt, ball_mask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * hist.shape[0]
+        losses.append(float(total) / n)
+        sched.step(losses[-1])
+        if log and (epoch < 3 or epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 20) == 0):
+            log(f"epoch {epoch + 1}/{epochs}: loss {losses[-1]:.5f} lr {opt.param_groups[0]['lr']:.2e} "
+                f"({time.perf_counter() - t0:.1f} s)")
+    return {
+        "format": FORMAT, "version": VERSION, "config": asdict(cfg),
+        "encoder": {k: v.cpu() for k, v in model.encoder.state_dict().items()},
+        "head": {k: v.cpu() for k, v in model.head.state_dict().items()},
+        "feature_mean": data.mean.cpu(), "feature_std": data.std.cpu(),
+        "train": {"epochs": epochs, "losses": losses, "lr": lr, "batch_size": batch_size, "seed": seed,
+                  "samples": n, "clips": [str(f) for f in motion.files], "seconds": time.perf_counter() - t0},
+    }
+
+
+def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
+    """Tensors, numbers, strings and lists only: loads with ``weights_only=True``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- frozen use
+class FrozenHistoryEncoder(nn.Module):
+    """Pretrained encoder, frozen, with its feature normalisation."""
+
+    def __init__(self, ckpt: dict):
+        super().__init__()
+        if ckpt.get("format") != FORMAT:
+            raise ValueError(f"not a history-encoder checkpoint (format={ckpt.get('format')!r})")
+        self.cfg = EncoderConfig(**ckpt["config"])
+        self.encoder = HistoryEncoder(self.cfg)
+        self.encoder.load_state_dict(ckpt["encoder"])
+        self.register_buffer("mean", ckpt["feature_mean"].float())
+        self.register_buffer("std", ckpt["feature_std"].float())
+        self.eval()
+        self.requires_grad_(False)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "FrozenHistoryEncoder":
+        return cls(torch.load(path, map_location="cpu", weights_only=True)).to(device)
+
+    def train(self, mode: bool = True):   # stays in eval mode: it is frozen
+        return super().train(False)
+
+    def normalize(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw - self.mean) / self.std
+
+    @torch.no_grad()
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        return self.encoder(history)
+
+
+class HistoryBuffer:
+    """Per-env FIFO of the last H (normalised) frame features, and its embedding.
+
+    ``fill`` at reset puts reference frames [t0-H, t0) of the env's clip in (zeros before
+    the clip start); ``push`` appends one frame per env after each control step."""
+
+    def __init__(self, encoder: FrozenHistoryEncoder, num_envs: int, device):
+        self.encoder = encoder.to(device)
+        self.H = encoder.cfg.history_length
+        self.buf = torch.zeros(num_envs, self.H, encoder.cfg.feature_dim, device=device)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.encoder.cfg.embedding_dim
+
+    def fill(self, env_ids: torch.Tensor, clip_starts: torch.Tensor, frames: torch.Tensor,
+             library_features: torch.Tensor) -> None:
+        """``library_features``: normalised (num_frames, F); ``clip_starts`` flat row of frame 0."""
+        t = frames[:, None] - self.H + torch.arange(self.H, device=frames.device)[None]
+        rows = clip_starts[:, None] + t.clamp_min(0)
+        hist = library_features[rows].masked_fill((t < 0)[..., None], 0.0)
+        self.buf[env_ids] = hist.to(self.buf.device)
+
+    def push(self, raw_features: torch.Tensor) -> None:
+        self.buf = torch.cat([self.buf[:, 1:], self.encoder.normalize(raw_features)[:, None]], 1)
+
+    def embed(self) -> torch.Tensor:
+        return self.encoder(self.buf)
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m skillmimic.augment.history", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pretrain", help="pretrain the encoder by next-frame prediction on a motion folder")
+    p.add_argument("motion_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--history-length", type=int, default=60)
+    p.add_argument("--embedding-size", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from ..motion import MotionFileError, MotionLibrary
+
+    try:
+        motion = MotionLibrary(args.motion_dir, device=args.device)
+    except MotionFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cfg = EncoderConfig(history_length=args.history_length, embedding_dim=args.embedding_size)
+    print(f"{motion}; {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, device {args.device}")
+    ckpt = pretrain(motion, args.epochs, cfg, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                    device=args.device)
+    ckpt["train"]["motion_dir"] = str(args.motion_dir)
+    path = save_checkpoint(ckpt, args.out)
+    losses = ckpt["train"]["losses"]
+    print(f"loss {losses[0]:.5f} -> {losses[-1]:.5f} over {len(losses)} epochs "
+          f"({ckpt['train']['seconds']:.1f} s); saved {path}")
+    return 0 if all(math.isfinite(x) for x in losses) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

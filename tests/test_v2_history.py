@@ -1,0 +1,102 @@
+"""History encoder: features, pretraining on BallPlay-V2/sparse (CLI), frozen buffer."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import torch
+
+from skillmimic.augment import history as H
+from skillmimic.augment.env_hook import align_state
+from skillmimic.kinematics import forward_kinematics
+from skillmimic.motion import MotionLibrary
+from skillmimic.rotations import yaw_quat
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motions"
+SPARSE = SHARED / "BallPlay-V2" / "sparse"
+pytestmark = pytest.mark.skipif(not SPARSE.exists(), reason="shared BallPlay-V2 data not present")
+
+
+@pytest.fixture(scope="module")
+def motion():
+    return MotionLibrary(SPARSE)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hist") / "enc.pt"
+    assert H.main(["pretrain", str(SPARSE), "--out", str(out), "--epochs", "2", "--seed", "0"]) == 0
+    return out
+
+
+def _features_of(state):
+    kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos)
+    return H.history_features(kin.pos, state.root_quat, state.dof_pos, state.ball_pos)
+
+
+def test_features_use_the_true_heading(motion):
+    """316 dims; a rigid yaw + xy move of the whole scene leaves every feature unchanged
+    (only true if the heading comes from the root quaternion itself)."""
+    rows = torch.tensor([5, 150, 300, 600])
+    clip_of = torch.repeat_interleave(torch.arange(motion.num_clips), motion.clip_lengths)
+    st = motion.get_frame_at(clip_of[rows], rows - motion.clip_starts[clip_of[rows]]).state
+    f = _features_of(st)
+    assert f.shape == (4, H.FEATURE_DIM)
+    moved = align_state(st, torch.tensor([[4.0, -3.0, 0.0]]).expand(4, 3),
+                        yaw_quat(torch.tensor([0.3, 1.9, -2.5, 3.1])))
+    torch.testing.assert_close(_features_of(moved), f, atol=1e-5, rtol=0)
+    # library features are the same function of the library's own FK
+    torch.testing.assert_close(H.library_history_features(motion)[rows], f, atol=1e-5, rtol=0)
+    # root height first, ball height last
+    torch.testing.assert_close(f[:, 0], st.root_pos[:, 2])
+    torch.testing.assert_close(f[:, -1], st.ball_pos[:, 2])
+
+
+def test_pretraining_lowers_the_loss(checkpoint):
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)   # no pickled objects
+    losses = ckpt["train"]["losses"]
+    assert len(losses) == 2 and losses[1] < 0.9 * losses[0]
+    assert ckpt["config"]["history_length"] == 60 and ckpt["config"]["embedding_dim"] == 3
+    assert ckpt["feature_mean"].shape == (H.FEATURE_DIM,) and (ckpt["feature_std"] > 0).all()
+
+
+def test_frozen_encoder_and_buffer(checkpoint, motion):
+    enc = H.FrozenHistoryEncoder.load(checkpoint)
+    assert not any(p.requires_grad for p in enc.parameters())
+    enc.train()
+    assert not enc.training                                       # stays frozen
+    table = enc.normalize(H.library_history_features(motion))
+    buf = H.HistoryBuffer(enc, 3, "cpu")
+    clips = torch.tensor([0, 1, 2])
+    frames = torch.tensor([5, 70, 100])
+    buf.fill(torch.arange(3), motion.clip_starts[clips], frames, table)
+    # env 0: 55 zero frames, then frames 0..4 of its clip; env 1: frames 10..69
+    assert (buf.buf[0, :55] == 0).all()
+    torch.testing.assert_close(buf.buf[0, 55:], table[motion.clip_starts[0]:motion.clip_starts[0] + 5])
+    s1 = int(motion.clip_starts[1])
+    torch.testing.assert_close(buf.buf[1], table[s1 + 10:s1 + 70])
+    e = buf.embed()
+    assert e.shape == (3, 3) and torch.isfinite(e).all()
+    # push: FIFO by one frame, newest last (normalised)
+    raw = H.library_history_features(motion)[[s1 + 70] * 3]
+    buf.push(raw)
+    torch.testing.assert_close(buf.buf[1, :-1], table[s1 + 11:s1 + 70])
+    torch.testing.assert_close(buf.buf[:, -1], table[[s1 + 70] * 3])
+    # the frozen encoder computes what the trained one did
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = H.StatePredictor(H.EncoderConfig(**ckpt["config"]))
+    model.encoder.load_state_dict(ckpt["encoder"])
+    torch.testing.assert_close(buf.embed(), model.encoder(buf.buf).detach())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_buffer_on_cuda(checkpoint, motion):
+    enc = H.FrozenHistoryEncoder.load(checkpoint, "cuda")
+    buf = H.HistoryBuffer(enc, 4, "cuda")
+    table = enc.normalize(H.library_history_features(motion).cuda())
+    buf.fill(torch.arange(4, device="cuda"), motion.clip_starts[:4].cuda(), torch.full((4,), 30, device="cuda"), table)
+    buf.push(H.library_history_features(motion)[:4].cuda())
+    cpu = H.HistoryBuffer(H.FrozenHistoryEncoder.load(checkpoint), 4, "cpu")
+    cpu.buf = buf.buf.cpu()
+    torch.testing.assert_close(buf.embed().cpu(), cpu.embed(), atol=1e-4, rtol=1e-4)
