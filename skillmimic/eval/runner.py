@@ -260,6 +260,17 @@ def push_state(state, speed: float, gen: torch.Generator):
     return st
 
 
+def begin_test_episodes(env, clips: torch.Tensor, start_frame: int, steps: int) -> None:
+    """Reset every env at frame ``start_frame`` of ``clips`` (one per env) so that the next
+    ``steps`` steps run without a time-out, whatever the clip length (test mode; early
+    termination is whatever ``env.cfg`` says)."""
+    ids = torch.arange(env.num_envs, device=env.device)
+    clips = clips.to(env.motion.device)
+    env.reset_envs(ids, clips, env.motion.fixed_times(clips, int(start_frame)))
+    # SkillEnv times out at progress >= segment_length - 1; +2 keeps the last step in this episode
+    env.segment_length[:] = int(steps) + 2
+
+
 @dataclass
 class _Round:
     success: torch.Tensor
@@ -276,11 +287,7 @@ def _run_round(env, policy: Policy, clips: torch.Tensor, steps: int, start_frame
     n, dev = env.num_envs, env.device
     ids = torch.arange(n, device=dev)
     motion = env.motion
-    clips = clips.to(motion.device)
-    frames = motion.fixed_times(clips, start_frame)
-    env.reset_envs(ids, clips, frames)
-    # Test mode: no time-out inside the round (the last step must still see this episode).
-    env.segment_length[:] = steps + 2
+    begin_test_episodes(env, clips, start_frame, steps)
     if perturb is not None:
         st = perturb_state(env.sim.state.joint, perturb, gen)
         env.sim.set_state(ids, st)
@@ -430,5 +437,5 @@ def evaluate(env, policy: Policy, settings: EvalSettings | None = None, meta: di
     return EvalReport(results, info)
 
 
-__all__ = ["EvalSettings", "Perturbation", "Push", "ScenarioResult", "EvalReport", "evaluate",
+__all__ = ["EvalSettings", "Perturbation", "Push", "ScenarioResult", "EvalReport", "evaluate", "begin_test_episodes",
            "clip_peak_ball_height", "perturb_state", "push_state"]

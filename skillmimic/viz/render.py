@@ -282,9 +282,11 @@ def main(argv: list[str] | None = None) -> int:
             env = make_eval_env(policy.run_config, num_envs=1, motion_path=args.motion, device=args.device,
                                 episode_length=args.steps + 1)
             try:
-                env.reset_envs(torch.tensor([0]), torch.tensor([args.clip]),
-                               env.motion.fixed_times(torch.tensor([args.clip]), args.start_frame))
-                env.segment_length[:] = args.steps + 2
+                from ..eval.runner import begin_test_episodes
+
+                if not 0 <= args.clip < env.motion.num_clips:
+                    raise IndexError(f"--clip {args.clip}: the motion library has {env.motion.num_clips} clip(s)")
+                begin_test_episodes(env, torch.tensor([args.clip]), args.start_frame, args.steps)
                 if args.skill is not None:
                     env.set_skill(args.skill)
                 env.obs = env.compute_obs()
@@ -295,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     except gl.GLUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except (IndexError, ValueError, OSError, RuntimeError) as e:   # bad clip/frame/path/checkpoint: one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {stats.path} ({stats.frames} frames, {stats.width}x{stats.height}, "
           f"{stats.fps:.1f} frames/s rendered, GL backend {stats.backend})")
     return 0

@@ -100,12 +100,11 @@ class PolicyPlayer:
         self.env.set_skill(int(label))
 
     def reset(self) -> None:
-        env = self.env
-        ids = torch.arange(env.num_envs, device=env.device)
-        clips, _ = env.sample_starts(env.num_envs)
-        env.reset_envs(ids, clips, env.motion.fixed_times(clips.to(env.motion.device), self.start_frame))
-        env.segment_length[:] = _HOLD
-        env.obs = env.compute_obs()
+        from ..eval.runner import begin_test_episodes
+
+        clips, _ = self.env.sample_starts(self.env.num_envs)
+        begin_test_episodes(self.env, clips, self.start_frame, _HOLD)
+        self.env.obs = self.env.compute_obs()
 
     @torch.no_grad()
     def step(self) -> None:
