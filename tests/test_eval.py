@@ -24,7 +24,9 @@ from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 LAYUP = REPO.parent / "shared" / "data" / "motions" / "BallPlay-M" / "layup"
-needs_data = pytest.mark.skipif(not LAYUP.exists(), reason="shared BallPlay data not present")
+DEMO = REPO / "data" / "motions" / "demo"
+# Checkpoint/CLI tests run on the shared layup, or on the repository's demo clips without it.
+SMOKE_MOTION = LAYUP if LAYUP.exists() else DEMO if any(DEMO.glob("*.pt")) else None
 
 
 class PerfectTracker(MujocoCPUSimulator):
@@ -166,8 +168,8 @@ def test_overridden_groups():
 @pytest.fixture(scope="module")
 def smoke_checkpoint(tmp_path_factory):
     """One tiny PPO epoch through the real training entry point."""
-    if not LAYUP.exists():
-        pytest.skip("shared BallPlay data not present")
+    if SMOKE_MOTION is None:
+        pytest.skip("neither the shared BallPlay data nor the demo clips are present")
     from hydra import compose, initialize_config_dir
 
     from skillmimic.rl.config import CONFIG_DIR, register_configs
@@ -175,7 +177,7 @@ def smoke_checkpoint(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs")
     register_configs()
-    overrides = [f"motion.path={LAYUP}", "num_envs=2", "train.network.units=[32,32]", "train.horizon_length=8",
+    overrides = [f"motion.path={SMOKE_MOTION}", "num_envs=2", "train.network.units=[32,32]", "train.horizon_length=8",
                  "train.minibatch_size=16", "max_epochs=1", f"output_dir={out}", "experiment=smoke",
                  "print_stats=false"]
     n = torch.get_num_threads()
@@ -224,17 +226,21 @@ def run_eval_py(args: list[str], monkeypatch) -> int:
 
 def test_eval_cli_writes_json_table_and_plot(smoke_checkpoint, tmp_path, monkeypatch, capsys):
     out = tmp_path / "eval_out"
+    label = int(MotionLibrary(SMOKE_MOTION).clip_labels[0])
     rc = run_eval_py([f"checkpoint={smoke_checkpoint}", "num_envs=2", "eval.rounds=2", "eval.episode_length=6",
-                      "eval.transitions=[31:31]", "eval.progress=false", f"out_dir={out}"], monkeypatch)
+                      f"eval.skills=[{label}]", f"eval.transitions=[{label}:{label}]", "eval.progress=false",
+                      f"out_dir={out}"], monkeypatch)
     printed = capsys.readouterr()
     assert rc == 0, printed.err[-3000:]
-    assert "031 layup" in printed.out and "E_b mm" in printed.out and "031->031" in printed.out
+    assert f"{label:03d} " in printed.out and "E_b mm" in printed.out and f"{label:03d}->{label:03d}" in printed.out
     data = json.loads((out / "eval.json").read_text())
     assert data["meta"]["checkpoint"] == str(smoke_checkpoint.resolve())
     assert data["meta"]["from_run_config"] == ["task", "sim", "motion"]
-    skill = data["results"][0]
-    assert skill["scenario"] == "skill" and skill["score_label"] == 31 and skill["envs"] == 4
+    assert data["meta"]["motion"] == str(SMOKE_MOTION.resolve())
+    skill, trans = data["results"]
+    assert skill["scenario"] == "skill" and skill["score_label"] == label and skill["envs"] == 4
     assert 0.0 <= skill["success_rate"] <= 1.0 and skill["e_b_mm"] > 0 and skill["frames"] == 4 * 6
+    assert trans["scenario"] == "transition" and trans["e_b_mm"] is None
     assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert run_eval_py([f"checkpoint={tmp_path / 'missing.pth'}"], monkeypatch) == 2
