@@ -12,6 +12,12 @@ returned observation is the first one of their new episode.
 Observations (902): :func:`skillmimic.observations.scene_obs` + the skill one-hot (64). The
 skill label comes from each env's clip at reset; :meth:`set_skill` overrides it until that
 env's next reset (keyboard skill switching).
+
+Optional ``augment`` hook (SkillMimic-V2, :class:`skillmimic.augment.V2Augment`): it may draw
+the episode starts (``sample_starts``), change how an episode starts (``on_reset`` returns a
+plan: clip, start frame, initial state and a number of masked steps, during which the
+reference is held at the start frame), post-process the reward (``on_step``) and append
+observation features (``extra_obs``, ``num_extra_obs``). Without it the env is V1's.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ class SkillEnv:
 
     num_skills = NUM_SKILLS
 
-    def __init__(self, cfg: SkillEnvConfig, motion: MotionLibrary, sim: Simulator):
+    def __init__(self, cfg: SkillEnvConfig, motion: MotionLibrary, sim: Simulator, augment=None):
         if sim.num_worlds != cfg.num_envs:
             raise ValueError(f"simulator has {sim.num_worlds} worlds, config asks for {cfg.num_envs} envs")
         if isinstance(cfg.state_init, str) and cfg.state_init != "random":
@@ -66,15 +72,19 @@ class SkillEnv:
         self.start_frames = torch.zeros(n, dtype=torch.long, device=dev)
         self.segment_length = torch.ones(n, dtype=torch.long, device=dev)
         self.progress = torch.zeros(n, dtype=torch.long, device=dev)
+        self.ref_delay = torch.zeros(n, dtype=torch.long, device=dev)     # reference held for these steps
         self.skill_labels = torch.zeros(n, dtype=torch.long, device=dev)
         self.prev_dof_vel = torch.zeros(n, self.num_actions, device=dev)
         self.nonfinite_resets = 0
+        self.augment = augment
+        if augment is not None:
+            augment.attach(self)
         self.obs = torch.zeros(n, self.num_obs, device=dev)
 
     # ------------------------------------------------------------------ sizes
     @property
     def num_obs(self) -> int:
-        return 823 + 15 + self.num_skills
+        return 823 + 15 + self.num_skills + (self.augment.num_extra_obs if self.augment is not None else 0)
 
     # ------------------------------------------------------------------ API
     def reset(self) -> torch.Tensor:
@@ -109,6 +119,8 @@ class SkillEnv:
 
         info = {"terminate": terminate, "time_outs": time_out, "reward_terms": terms,
                 "nonfinite": nonfinite, "progress": self.progress.clone()}
+        if self.augment is not None:
+            reward = self.augment.on_step(self, reward, done, ref, info)
         done_ids = done.nonzero().flatten()
         if len(done_ids):
             self.nonfinite_resets += int(nonfinite.sum())
@@ -119,12 +131,17 @@ class SkillEnv:
 
     # ------------------------------------------------------------------ pieces
     def reference(self, env_ids: torch.Tensor | None = None) -> ReferenceFrame:
-        """The reference frame each env imitates now (start frame + progress)."""
+        """The reference frame each env imitates now (start frame + progress, held at the
+        start frame for the first ``ref_delay`` steps)."""
         ids = slice(None) if env_ids is None else env_ids
-        return self.motion.get_frame_at(self.clip_ids[ids].to(self.motion.device),
-                                        (self.start_frames[ids] + self.progress[ids]).to(self.motion.device))
+        t = self.start_frames[ids] + (self.progress[ids] - self.ref_delay[ids]).clamp_min(0)
+        return self.motion.get_frame_at(self.clip_ids[ids].to(self.motion.device), t.to(self.motion.device))
 
     def sample_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.augment is not None:
+            drawn = self.augment.sample_starts(self, n)
+            if drawn is not None:
+                return drawn
         clips = self.motion.sample_clips(n, generator=self.generator)
         if self.cfg.state_init == "random":
             frames = self.motion.sample_times(clips, generator=self.generator)
@@ -137,20 +154,32 @@ class SkillEnv:
         """Start new episodes for ``env_ids`` at (clip, frame) -- sampled unless given."""
         if clips is None:
             clips, frames = self.sample_starts(len(env_ids))
+        self._start_segment(env_ids, clips, frames)
+        ref = self.reference(env_ids)
+        state = ref.state
+        if self.augment is not None:
+            plan = self.augment.on_reset(self, env_ids, ref)
+            self._start_segment(env_ids, plan.clips, plan.frames)
+            self.ref_delay[env_ids] = plan.masked_steps.to(self.device)
+            state = plan.state
+        self.sim.set_state(env_ids, state.to(self.device))
+        self.prev_dof_vel[env_ids] = state.dof_vel.to(self.device)
+
+    def _start_segment(self, env_ids: torch.Tensor, clips: torch.Tensor, frames: torch.Tensor) -> None:
         clips, frames = clips.to(self.device), frames.to(self.device)
         self.clip_ids[env_ids] = clips
         self.start_frames[env_ids] = frames
         remaining = self.motion.clip_lengths.to(self.device)[clips] - frames
         self.segment_length[env_ids] = remaining.clamp(max=self.cfg.episode_length).clamp_min(2)
         self.progress[env_ids] = 0
+        self.ref_delay[env_ids] = 0
         self.skill_labels[env_ids] = self.motion.clip_labels.to(self.device)[clips]
-        ref = self.reference(env_ids)
-        self.sim.set_state(env_ids, ref.state.to(self.device))
-        self.prev_dof_vel[env_ids] = ref.state.dof_vel.to(self.device)
 
     def compute_obs(self) -> torch.Tensor:
-        return torch.cat([scene_obs(self.sim.state, self._fingertips),
-                          skill_one_hot(self.skill_labels, self.num_skills)], dim=-1)
+        parts = [scene_obs(self.sim.state, self._fingertips), skill_one_hot(self.skill_labels, self.num_skills)]
+        if self.augment is not None:
+            parts.append(self.augment.extra_obs(self))
+        return torch.cat(parts, dim=-1)
 
     def compute_reward(self, state, ref: ReferenceFrame) -> dict[str, torch.Tensor]:
         j = state.joint
@@ -168,8 +197,8 @@ class SkillEnv:
 
 
 def make_skill_env(cfg: SkillEnvConfig, motion_path, sim_backend: str = "mujoco",
-                   scene: SceneConfig | None = None, device: str = "cpu", **sim_kwargs) -> SkillEnv:
-    """Build motion library + simulator + env on one device."""
+                   scene: SceneConfig | None = None, device: str = "cpu", augment=None, **sim_kwargs) -> SkillEnv:
+    """Build motion library + simulator + env on one device (``augment``: optional V2 hook)."""
     motion = MotionLibrary(motion_path, device=device)
     sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
-    return SkillEnv(cfg, motion, sim)
+    return SkillEnv(cfg, motion, sim, augment=augment)

@@ -23,6 +23,7 @@ import torch
 from omegaconf import MISSING
 
 from envs.skill import SkillEnvConfig
+from skillmimic.augment.env_hook import AUTO, V2Config
 from skillmimic.assets.mjcf import SceneConfig
 from skillmimic.rewards import RewardWeights
 
@@ -48,6 +49,9 @@ class TaskConfig:
     termination_height: float = SkillEnvConfig.termination_height
     action_scale: float = SkillEnvConfig.action_scale
     reward: RewardWeights = field(default_factory=RewardWeights)
+    # SkillMimic-V2 mechanisms (STG, STF, ATS, history encoder; cfg/task/skill_v2.yaml);
+    # null: none of them, the V1 baseline env.
+    v2: Optional[V2Config] = None
 
     def parsed_state_init(self) -> str | int:
         s = str(self.state_init).strip()
@@ -265,3 +269,15 @@ def validate(cfg: Config) -> None:
     resolve_device(cfg.device)
     resolve_minibatch(t, cfg.num_envs)
     resolve_motion_path(cfg.motion)
+    v2 = cfg.task.v2
+    if v2 is not None:
+        try:
+            v2.validate()
+        except ValueError as e:
+            raise ConfigError(f"task.v2: {e}") from None
+        for key, how in (("graph_file", "python -m skillmimic.augment.stg build MOTION_DIR OUT.npz"),
+                         ("hist_ckpt", "python -m skillmimic.augment.history pretrain MOTION_DIR --out X.pt")):
+            value = getattr(v2, key)
+            if value and value != AUTO and not resolve_path(value).is_file():
+                raise ConfigError(f"task.v2.{key}={value!r} is not a file; make one with `{how}` "
+                                  f"or set task.v2.{key}={AUTO}")

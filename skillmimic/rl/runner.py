@@ -72,6 +72,7 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
         "device": device,
         "sim_kwargs": cfg.sim.sim_kwargs(),
         "seed": seed,
+        "v2": cfg.task.v2,
     }
     return {
         "seed": seed,

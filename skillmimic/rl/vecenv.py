@@ -7,7 +7,8 @@ its ``info['time_outs']`` makes rl-games bootstrap the value on time-outs only (
 and non-finite worlds stay terminal).
 
 Env state saved in checkpoints (``get_env_state``): the episode sampler's RNG and the
-cumulative non-finite reset count, so a resumed run continues both.
+cumulative non-finite reset count, so a resumed run continues both; with the V2 hook also
+its ATS scores and weights.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from rl_games.common.ivecenv import IVecEnv
 
 from envs.skill import SkillEnv, SkillEnvConfig, make_skill_env
 from skillmimic.assets.mjcf import SceneConfig
+from skillmimic.augment.env_hook import AUTO, V2Augment, V2Config
+
+from .config import resolve_path
 
 ENV_NAME = "skillmimic_skill"
 VECENV_TYPE = "SKILLMIMIC"
@@ -30,12 +34,19 @@ VECENV_TYPE = "SKILLMIMIC"
 
 def create_skill_env(env_cfg: SkillEnvConfig, motion_path: str, sim_backend: str = "mujoco",
                      scene: SceneConfig | None = None, device: str = "cpu",
-                     sim_kwargs: dict | None = None, seed: int | None = None, **_: Any) -> SkillEnv:
-    """rl-games' ``env_creator``: motion library + simulator + env from typed configs."""
+                     sim_kwargs: dict | None = None, seed: int | None = None,
+                     v2: V2Config | None = None, **_: Any) -> SkillEnv:
+    """rl-games' ``env_creator``: motion library + simulator + env from typed configs
+    (``v2``: the SkillMimic-V2 hook's settings, None for the V1 env)."""
     if seed is not None and env_cfg.seed is None:
         env_cfg = dataclasses.replace(env_cfg, seed=int(seed))
+    augment = None
+    if v2 is not None:
+        paths = {k: str(resolve_path(getattr(v2, k))) for k in ("graph_file", "hist_ckpt")
+                 if getattr(v2, k) and getattr(v2, k) != AUTO}
+        augment = V2Augment(dataclasses.replace(v2, **paths))
     return make_skill_env(env_cfg, motion_path, sim_backend=sim_backend, scene=scene, device=device,
-                          **(sim_kwargs or {}))
+                          augment=augment, **(sim_kwargs or {}))
 
 
 class SkillVecEnv(IVecEnv):
@@ -63,7 +74,10 @@ class SkillVecEnv(IVecEnv):
                 "agents": 1, "value_size": 1}
 
     def get_env_state(self) -> dict:
-        return {"generator": self.env.generator.get_state(), "nonfinite_resets": int(self.env.nonfinite_resets)}
+        state = {"generator": self.env.generator.get_state(), "nonfinite_resets": int(self.env.nonfinite_resets)}
+        if self.env.augment is not None:
+            state["augment"] = self.env.augment.state_dict()      # ATS scores and weights
+        return state
 
     def set_env_state(self, env_state: dict | None) -> None:
         if not env_state:
@@ -71,6 +85,8 @@ class SkillVecEnv(IVecEnv):
         if "generator" in env_state:
             self.env.generator.set_state(env_state["generator"].cpu())
         self.env.nonfinite_resets = int(env_state.get("nonfinite_resets", 0))
+        if self.env.augment is not None and env_state.get("augment"):
+            self.env.augment.load_state_dict(env_state["augment"])
 
     def close(self) -> None:
         self.env.close()
