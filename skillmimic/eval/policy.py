@@ -121,6 +121,16 @@ def make_eval_env(cfg: Optional[Config], num_envs: int, motion_path: str | Path 
     env_cfg = dataclasses.replace(cfg.task.env_config(num_envs, seed), episode_length=int(episode_length),
                                   state_init=2, enable_early_termination=False)
     path = Path(motion_path) if motion_path is not None else resolve_motion_path(cfg.motion)
+    v2 = getattr(cfg.task, "v2", None)
+    if v2 is not None:
+        # SkillMimic-V2 policy: its history encoder is part of the observation and stays; the
+        # training-time start distributions (STG switches, STF perturbed starts, ATS
+        # reweighting) are off, as in V2's test mode.
+        from ..rl.vecenv import create_skill_env
+
+        v2 = dataclasses.replace(v2, state_switch_prob=0.0, state_init_random_prob=0.0, reweight=False)
+        return create_skill_env(env_cfg, str(path), sim_backend=cfg.sim.backend, scene=cfg.sim.scene,
+                                device=str(device), sim_kwargs=cfg.sim.sim_kwargs(), seed=seed, v2=v2)
     return make_skill_env(env_cfg, path, sim_backend=cfg.sim.backend, scene=cfg.sim.scene, device=str(device),
                           **cfg.sim.sim_kwargs())
 
