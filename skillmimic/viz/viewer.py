@@ -26,8 +26,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import mujoco
-import numpy as np
 import torch
 
 from ..assets.skeleton import SKELETON_BALLPLAY
