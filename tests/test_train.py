@@ -6,7 +6,6 @@ is measured by ``benchmarks/learning.py``, not here.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import random
 import signal
-import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,8 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
         self._term_steps = 0
         self._nonfinite_resets = 0
         self._stop_signal: int | None = None
-        self.epoch_history: list[dict] = []     # per-epoch summary of this process (benchmarks, tests)
+        # per-epoch summaries of this process (benchmarks, tests); bounded for 50k-epoch runs
+        self.epoch_history: deque[dict] = deque(maxlen=20000)
 
     # ------------------------------------------------------------------ losses
     def bound_loss(self, mu: torch.Tensor) -> torch.Tensor:
