@@ -21,6 +21,10 @@ root xy moved onto the target's, z kept. Unlike the original we also rotate the 
 physics can actually be in, whereas unrotated velocities point the body's momentum in a
 direction that does not match its pose.
 
+Masking applies from the very first reset on (the original skipped it there, an artefact
+of how its envs were initialised); the reward of a masked env is the mean reward of the
+unmasked envs on its clip, else of all unmasked envs, else 0 (facts §2.4).
+
 ATS records, per episode, the mean of the env's *own* reward over its unmasked steps
 against the (clip, frame) that ATS sampled (before any STF re-targeting): masked steps
 carry other envs' rewards and say nothing about this start.
