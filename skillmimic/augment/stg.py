@@ -1,6 +1,6 @@
 """Stitched Trajectory Graph (STG): for every frame, its most similar frame in each other skill.
 
-    python -m skillmimic.augment.stg build MOTION_DIR OUT.npz [--device cpu] [--chunk-mb 256]
+    python -m skillmimic.augment.stg build MOTION_DIR OUT.npz [--device cpu] [--chunk-mb 32]
     python -m skillmimic.augment.stg info OUT.npz
 
 Nodes are all frames (clip, frame) of a motion folder. For each node and each *other*
@@ -236,7 +236,7 @@ def _row_argmin(n_rows: int, rows: torch.Tensor, cols: torch.Tensor, cost: torch
     return best, col
 
 
-def best_matches(src: SearchSet, cand: SearchSet, w: SimilarityWeights, chunk_bytes: int = 256 << 20,
+def best_matches(src: SearchSet, cand: SearchSet, w: SimilarityWeights, chunk_bytes: int = 32 << 20,
                  topk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """For each source row, (index of the minimum-cost candidate, that cost): exact.
 
@@ -276,7 +276,7 @@ def best_matches(src: SearchSet, cand: SearchSet, w: SimilarityWeights, chunk_by
 
 
 def build_graph(motion, clip_names: list[str] | None = None, ball_weights: SimilarityWeights = STG_BALL,
-                locomotion_weights: SimilarityWeights = STG_LOCOMOTION, chunk_mb: float = 256, topk: int = 8,
+                locomotion_weights: SimilarityWeights = STG_LOCOMOTION, chunk_mb: float = 32, topk: int = 8,
                 threshold: float = NO_MATCH_SIMILARITY, dtype: torch.dtype = torch.float64, log=None) -> StitchedGraph:
     """Build the graph of a :class:`~skillmimic.motion.MotionLibrary`.
 
@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("motion_dir", type=Path)
     b.add_argument("out", type=Path)
     b.add_argument("--device", default="cpu")
-    b.add_argument("--chunk-mb", type=float, default=256, help="working-memory budget per chunk (default 256)")
+    b.add_argument("--chunk-mb", type=float, default=32,
+                   help="working-memory budget per chunk, MB (default 32: larger chunks measured slower on CPU)")
     b.add_argument("--topk", type=int, default=8, help="candidates checked exactly per source before the bound test")
     i = sub.add_parser("info", help="print a summary of a saved graph")
     i.add_argument("graph", type=Path)
