@@ -32,6 +32,7 @@ from skillmimic.motion import MotionLibrary, ReferenceFrame
 from skillmimic.observations import NUM_SKILLS, scene_obs, skill_one_hot
 from skillmimic.rewards import RewardInputs, RewardWeights, interaction_reward
 from skillmimic.sim import Simulator, make_simulator
+from skillmimic.state import JointState
 
 
 @dataclass
@@ -44,6 +45,11 @@ class SkillEnvConfig:
     reward: RewardWeights = field(default_factory=RewardWeights)
     action_scale: float = math.pi
     seed: int | None = None
+    # SkillMimic-V2's label rules: skills without the ball (0 getup, 10 run without ball) are
+    # rewarded by the body term alone and start with the ball on the floor 1.5-5 m away; getup
+    # has no early termination (it starts on the floor).
+    body_only_labels: tuple[int, ...] = (0, 10)
+    no_termination_labels: tuple[int, ...] = (0,)
 
 
 class SkillEnv:
@@ -112,6 +118,7 @@ class SkillEnv:
 
         nonfinite = self.sim.nonfinite.clone()
         fell = state.joint.root_pos[:, 2] < self.cfg.termination_height
+        fell &= ~self._clip_label_in(self.cfg.no_termination_labels)
         terminate = (fell & (self.progress > 1) & self.cfg.enable_early_termination) | nonfinite
         time_out = (self.progress >= self.segment_length - 1) & ~terminate
         done = terminate | time_out
@@ -162,8 +169,9 @@ class SkillEnv:
             self._start_segment(env_ids, plan.clips, plan.frames)
             self.ref_delay[env_ids] = plan.masked_steps.to(self.device)
             state = plan.state
-        self.sim.set_state(env_ids, state.to(self.device))
-        self.prev_dof_vel[env_ids] = state.dof_vel.to(self.device)
+        state = self._ball_away_for_body_only(env_ids, state.to(self.device))
+        self.sim.set_state(env_ids, state)
+        self.prev_dof_vel[env_ids] = state.dof_vel
 
     def _start_segment(self, env_ids: torch.Tensor, clips: torch.Tensor, frames: torch.Tensor) -> None:
         clips, frames = clips.to(self.device), frames.to(self.device)
@@ -174,6 +182,29 @@ class SkillEnv:
         self.progress[env_ids] = 0
         self.ref_delay[env_ids] = 0
         self.skill_labels[env_ids] = self.motion.clip_labels.to(self.device)[clips]
+
+    def _clip_label_in(self, labels, env_ids=None) -> torch.Tensor:
+        ids = slice(None) if env_ids is None else env_ids
+        clip_labels = self.motion.clip_labels.to(self.device)[self.clip_ids[ids]]
+        return torch.isin(clip_labels, torch.tensor(list(labels), dtype=torch.long, device=self.device))
+
+    def _ball_away_for_body_only(self, env_ids: torch.Tensor, state) -> JointState:
+        away = self._clip_label_in(self.cfg.body_only_labels, env_ids)
+        if not away.any():
+            return state
+        state = state.clone()
+        n = int(away.sum())
+        g = self.generator
+        angle = torch.rand(n, generator=g, device=g.device).to(self.device) * 2 * math.pi
+        dist = 1.5 + 3.5 * torch.rand(n, generator=g, device=g.device).to(self.device)
+        pos = state.root_pos[away].clone()
+        pos[:, 0] += dist * torch.cos(angle)
+        pos[:, 1] += dist * torch.sin(angle)
+        pos[:, 2] = self.sim.scene_cfg.ball.radius
+        state.ball_pos[away] = pos
+        state.ball_lin_vel[away] = 0.0
+        state.ball_ang_vel[away] = 0.0
+        return state
 
     def compute_obs(self) -> torch.Tensor:
         parts = [scene_obs(self.sim.state, self._fingertips), skill_one_hot(self.skill_labels, self.num_skills)]
@@ -188,9 +219,13 @@ class SkillEnv:
         r = ref.state
         ref_side = RewardInputs(r.root_pos, r.root_quat, r.dof_pos, r.dof_vel, ref.key_body_pos, r.ball_pos)
         ref_side = RewardInputs(*(t.to(self.device) for t in vars(ref_side).values()))
-        return interaction_reward(sim_side, ref_side, self.prev_dof_vel,
-                                  state.contact_forces[:, self._contact_bodies], state.ball_contact_force,
-                                  ref.contact.to(self.device), self.cfg.reward)
+        terms = interaction_reward(sim_side, ref_side, self.prev_dof_vel,
+                                   state.contact_forces[:, self._contact_bodies], state.ball_contact_force,
+                                   ref.contact.to(self.device), self.cfg.reward)
+        if self.cfg.body_only_labels:
+            body_only = self._clip_label_in(self.cfg.body_only_labels)
+            terms["reward"] = torch.where(body_only, terms["r_b"], terms["reward"])
+        return terms
 
     def close(self) -> None:
         self.sim.close()

@@ -136,3 +136,24 @@ def test_set_skill_overrides_until_reset(motion):
     with pytest.raises(ValueError, match="skill label"):
         env.set_skill(64)
     env.close()
+
+
+GETUP = SHARED / "BallPlay-V2" / "getup"
+
+
+@pytest.mark.skipif(not GETUP.exists(), reason="shared BallPlay-V2 getup data not present")
+def test_getup_is_body_only_ball_aside_and_never_terminated():
+    motion = MotionLibrary(GETUP)
+    env = make_env(motion, state_init=2)
+    env.reset()
+    s = env.sim.state
+    d = (s.joint.ball_pos[:, :2] - s.joint.root_pos[:, :2]).norm(dim=-1)
+    assert ((d > 1.4) & (d < 5.1)).all(), "the ball starts on the floor, out of the way"
+    low_start = s.joint.root_pos[:, 2] < env.cfg.termination_height
+    for _ in range(3):
+        _, reward, done, info = env.step(torch.zeros(4, 156))
+        torch.testing.assert_close(reward, info["reward_terms"]["r_b"])
+        assert not info["terminate"].any(), "getup starts low: no fall termination"
+    assert (low_start & (env.sim.state.joint.root_pos[:, 2] < env.cfg.termination_height)).any(), \
+        "some worlds lie below the fall height, so V1's termination would have fired"
+    env.close()

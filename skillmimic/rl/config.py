@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import MISSING
 
+from envs.hlc import HLCConfig
 from envs.skill import SkillEnvConfig
 from skillmimic.augment.env_hook import AUTO, V2Config
 from skillmimic.assets.mjcf import SceneConfig
@@ -49,9 +50,16 @@ class TaskConfig:
     termination_height: float = SkillEnvConfig.termination_height
     action_scale: float = SkillEnvConfig.action_scale
     reward: RewardWeights = field(default_factory=RewardWeights)
+    # V2 label rules: body-only reward (and the ball put aside) for these skills; no early
+    # termination for those (see SkillEnvConfig).
+    body_only_labels: List[int] = field(default_factory=lambda: list(SkillEnvConfig.body_only_labels))
+    no_termination_labels: List[int] = field(default_factory=lambda: list(SkillEnvConfig.no_termination_labels))
     # SkillMimic-V2 mechanisms (STG, STF, ATS, history encoder; cfg/task/skill_v2.yaml);
     # null: none of them, the V1 baseline env.
     v2: Optional[V2Config] = None
+    # High-level controller over a frozen skill policy (cfg/task/hlc_*.yaml, envs/hlc.py);
+    # null: the skill-imitation task.
+    hlc: Optional[HLCConfig] = None
 
     def parsed_state_init(self) -> str | int:
         s = str(self.state_init).strip()
@@ -70,7 +78,8 @@ class TaskConfig:
             num_envs=num_envs, episode_length=self.episode_length, state_init=self.parsed_state_init(),
             enable_early_termination=self.enable_early_termination,
             termination_height=self.termination_height, reward=dataclasses.replace(self.reward),
-            action_scale=self.action_scale, seed=seed)
+            action_scale=self.action_scale, seed=seed,
+            body_only_labels=tuple(self.body_only_labels), no_termination_labels=tuple(self.no_termination_labels))
 
 
 @dataclass
@@ -152,6 +161,7 @@ class Config:
     experiment: str = "skill"
     output_dir: str = "outputs"          # runs go to <output_dir>/<experiment>/<timestamp>/{nn,summaries}
     resume: Optional[str] = None         # path to a checkpoint (.pth) to continue from
+    llc_checkpoint: Optional[str] = None # HLC tasks: the frozen skill policy (a skill training checkpoint)
     headless: bool = True                # training never opens a viewer; kept for the play/viewer tools
     print_stats: bool = True             # one console line per epoch
     # CPU threads for torch ops. 1 by default: MuJoCo steps the worlds on its own threads, and
@@ -269,6 +279,12 @@ def validate(cfg: Config) -> None:
     resolve_device(cfg.device)
     resolve_minibatch(t, cfg.num_envs)
     resolve_motion_path(cfg.motion)
+    if cfg.task.hlc is not None:
+        from .hlc import validate_hlc
+
+        validate_hlc(cfg)
+    elif cfg.llc_checkpoint:
+        raise ConfigError(f"llc_checkpoint is only used by HLC tasks (task=hlc_*), not by task={cfg.task.name}")
     v2 = cfg.task.v2
     if v2 is not None:
         try:
