@@ -98,6 +98,10 @@ def evaluate_checkpoint(cfg, cli_overrides: Iterable[str] = ()) -> EvalOutputs:
     device = resolve_device(cfg.device)
     if hasattr(cfg, "torch_threads") and cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
+    from .hlc import evaluate_hlc_checkpoint, is_hlc_checkpoint
+
+    if is_hlc_checkpoint(ckpt):         # a high-level controller: task metrics (skillmimic/eval/hlc.py)
+        return evaluate_hlc_checkpoint(cfg, ckpt, cli_overrides)
     policy = load_policy(ckpt, device=device)
     used = []
     if cfg.use_run_config and policy.run_config is not None:

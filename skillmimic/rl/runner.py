@@ -153,15 +153,23 @@ def build_agent(cfg) -> tuple[SkillMimicAgent, Path, int]:
     run_dir = pick_run_dir(cfg)
     seed = seed_everything(cfg.seed)
     params = rl_games_params(cfg, run_dir, seed)
+    if cfg.task.hlc is not None:                   # high-level controller: discrete PPO (skillmimic.rl.hlc)
+        from .hlc import hlc_params
+
+        params = hlc_params(cfg, params)
     _write_run_config(cfg, run_dir, seed)
     print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
           f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
           f"minibatch {params['config']['minibatch_size']})", flush=True)
 
     runner = make_runner()
+    if cfg.task.hlc is not None:
+        from .hlc import register_hlc
+
+        register_hlc(runner)
     runner.load({"params": params})
     torch.set_num_threads(cfg.torch_threads)
-    agent = runner.algo_factory.create(AGENT_NAME, base_name="run", params=runner.params)
+    agent = runner.algo_factory.create(params["algo"]["name"], base_name="run", params=runner.params)
     try:
         if cfg.resume:
             agent.restore(Path(cfg.resume).expanduser())

@@ -1,0 +1,281 @@
+"""Discrete PPO for the high-level controller (:mod:`envs.hlc`), registered with rl-games by name.
+
+What differs from skill training, and why:
+
+* **Env** ``skillmimic_hlc``: :class:`envs.hlc.HLCEnv` behind rl-games' vec-env interface
+  with a ``Discrete(len(control_mapping))`` action space.
+* **Network** ``skillmimic_hlc_mlp``: separate actor and critic MLPs ([1024, 512] ReLU by
+  default), a logits head (Glorot-uniform, zero bias) and a value head, for rl-games'
+  ``discrete_a2c`` model (categorical policy; the observation/value normalisers live there).
+* **Agent** ``skillmimic_hlc``: rl-games' discrete PPO agent with the skill agent's run
+  management -- its training loop, per-epoch console line and tensorboard reward terms,
+  atomic ``nn/<experiment>.pth`` checkpoints carrying the run config (eval rebuilds the env
+  from it), resume, SIGINT/SIGTERM handling. Those methods only use state that rl-games'
+  common base holds, so they are taken from :class:`~.agent.SkillMimicAgent` as they are;
+  the skill agent itself cannot be subclassed because its continuous base reads Box bounds.
+  Minibatches are reshuffled every mini-epoch.
+* **Loss**: rl-games' discrete loss is ``actor + 0.5 * critic_coef * critic``; the original
+  HLC agent's is ``actor + critic_coef * critic``, so rl-games gets twice the configured
+  ``train.critic_coef``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from omegaconf import OmegaConf
+from rl_games.algos_torch import a2c_discrete
+from rl_games.algos_torch.network_builder import NetworkBuilder
+from rl_games.common import datasets, env_configurations, vecenv
+from rl_games.common.ivecenv import IVecEnv
+from torch import nn
+
+from envs.hlc import HLCEnv, HLCEnvConfig, LLCCheckpointError, load_llc, make_hlc_env
+from skillmimic.assets.mjcf import SceneConfig
+
+from .agent import CHECKPOINT_FORMAT, SkillMimicAgent
+from .config import Config, ConfigError, TaskConfig, resolve_path
+
+HLC_ENV_NAME = "skillmimic_hlc"
+HLC_VECENV_TYPE = "SKILLMIMIC_HLC"
+HLC_NETWORK_NAME = "skillmimic_hlc_mlp"
+HLC_AGENT_NAME = "skillmimic_hlc"
+HLC_MODEL_NAME = "discrete_a2c"
+
+_ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+# --------------------------------------------------------------------------- env
+def hlc_env_config(task: TaskConfig, num_envs: int, seed: int | None) -> HLCEnvConfig:
+    """The HLC env config of an HLC task node (``task.hlc`` set)."""
+    if task.hlc is None:
+        raise ConfigError(f"task {task.name!r} is not an HLC task (task.hlc is null)")
+    return HLCEnvConfig(num_envs=num_envs, episode_length=task.episode_length, state_init=task.parsed_state_init(),
+                        enable_early_termination=task.enable_early_termination,
+                        termination_height=task.termination_height, action_scale=task.action_scale, seed=seed,
+                        hlc=dataclasses.replace(task.hlc))
+
+
+def create_hlc_env(env_cfg: HLCEnvConfig, motion_path: str, llc_checkpoint: str, sim_backend: str = "mujoco",
+                   scene: SceneConfig | None = None, device: str = "cpu", sim_kwargs: dict | None = None,
+                   seed: int | None = None, **_: Any) -> HLCEnv:
+    """rl-games' ``env_creator`` for ``skillmimic_hlc``."""
+    if seed is not None and env_cfg.seed is None:
+        env_cfg = dataclasses.replace(env_cfg, seed=int(seed))
+    return make_hlc_env(env_cfg, motion_path, llc_checkpoint, sim_backend=sim_backend, scene=scene, device=device,
+                        **(sim_kwargs or {}))
+
+
+class HLCVecEnv(IVecEnv):
+    """All worlds of one :class:`HLCEnv`; torch tensors pass straight through."""
+
+    def __init__(self, config_name: str, num_actors: int, **kwargs: Any):
+        self.env: HLCEnv = env_configurations.configurations[config_name]["env_creator"](**kwargs)
+        if self.env.num_envs != num_actors:
+            raise ValueError(f"rl-games expects {num_actors} actors but the env has {self.env.num_envs} worlds")
+        self.observation_space = spaces.Box(-np.inf, np.inf, (self.env.num_obs,), dtype=np.float32)
+        self.action_space = spaces.Discrete(self.env.num_actions)
+
+    def step(self, actions: torch.Tensor):
+        return self.env.step(actions)
+
+    def reset(self) -> torch.Tensor:
+        return self.env.reset()
+
+    def get_number_of_agents(self) -> int:
+        return 1
+
+    def get_env_info(self) -> dict:
+        return {"observation_space": self.observation_space, "action_space": self.action_space,
+                "agents": 1, "value_size": 1}
+
+    def get_env_state(self) -> dict:
+        return {"generator": self.env.generator.get_state(), "nonfinite_resets": int(self.env.nonfinite_resets)}
+
+    def set_env_state(self, env_state: dict | None) -> None:
+        if not env_state:
+            return
+        if "generator" in env_state:
+            self.env.generator.set_state(env_state["generator"].cpu())
+        self.env.nonfinite_resets = int(env_state.get("nonfinite_resets", 0))
+
+    def close(self) -> None:
+        self.env.close()
+
+
+# --------------------------------------------------------------------------- network
+def _mlp(in_size: int, units: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in units:
+        layers += [nn.Linear(in_size, width), _ACTIVATIONS[activation]()]
+        in_size = width
+    return nn.Sequential(*layers)
+
+
+class HLCNetwork(NetworkBuilder.BaseNetwork):
+    """Returns ``(logits, value, rnn_states)`` as rl-games' ``discrete_a2c`` model expects."""
+
+    def __init__(self, params: dict, actions_num: int, input_shape: tuple, value_size: int = 1, **_):
+        super().__init__()
+        if len(input_shape) != 1:
+            raise ValueError(f"{HLC_NETWORK_NAME} takes flat observations, got shape {tuple(input_shape)}")
+        units = list(params.get("units", [1024, 512]))
+        activation = params.get("activation", "relu")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"{HLC_NETWORK_NAME}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        n_in = int(input_shape[0])
+        self.actor_mlp = _mlp(n_in, units, activation)
+        self.critic_mlp = _mlp(n_in, units, activation)
+        self.logits = nn.Linear(units[-1], int(actions_num))
+        self.value = nn.Linear(units[-1], value_size)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+        nn.init.xavier_uniform_(self.logits.weight, gain=1.0)
+
+    def forward(self, obs_dict: dict):
+        obs = obs_dict["obs"]
+        return self.logits(self.actor_mlp(obs)), self.value(self.critic_mlp(obs)), obs_dict.get("rnn_states")
+
+    def eval_actor(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.actor_mlp(obs))
+
+    def eval_critic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.value(self.critic_mlp(obs))
+
+    def is_separate_critic(self) -> bool:
+        return True
+
+
+class HLCBuilder(NetworkBuilder):
+    def load(self, params: dict) -> None:
+        self.params = params
+
+    def build(self, name, **kwargs) -> HLCNetwork:
+        return HLCNetwork(self.params, **kwargs)
+
+
+# --------------------------------------------------------------------------- agent
+class HLCAgent(a2c_discrete.DiscreteA2CAgent):
+    """rl-games' discrete PPO with the skill agent's run management (module docstring)."""
+
+    # run management shared with the skill agent (uses only rl-games' common base state)
+    train = SkillMimicAgent.train
+    _log_epoch = SkillMimicAgent._log_epoch
+    _pop_term_means = SkillMimicAgent._pop_term_means
+    _install_signal_handlers = SkillMimicAgent._install_signal_handlers
+    _restore_signal_handlers = staticmethod(SkillMimicAgent._restore_signal_handlers)
+    _episode_meters = SkillMimicAgent._episode_meters
+    checkpoint_path = SkillMimicAgent.checkpoint_path
+    save = SkillMimicAgent.save
+    restore = SkillMimicAgent.restore
+
+    def __init__(self, base_name: str, params: dict):
+        super().__init__(base_name, params)
+        if self.is_rnn:
+            raise ValueError(f"the {HLC_AGENT_NAME} agent does not support recurrent networks")
+        self.dataset = datasets.PPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
+                                           self.ppo_device, self.seq_length, permute=True)
+        self.checkpoint_name = self.config["name"]
+        self.keep_checkpoint_every = int(self.config.get("keep_checkpoint_every", 0))
+        self.run_config = self.config.get("run_config")
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_steps = 0
+        self._nonfinite_resets = 0
+        self._stop_signal: int | None = None
+        self.epoch_history: deque[dict] = deque(maxlen=20000)
+
+    def train_epoch(self):
+        """rl-games' discrete epoch, returned in the continuous agent's layout (no bound losses)."""
+        out = super().train_epoch()
+        return (*out[:6], [], *out[6:])
+
+    def env_step(self, actions):
+        obs, rewards, dones, infos = super().env_step(actions)
+        terms = infos.get("reward_terms") if isinstance(infos, dict) else None
+        if terms:
+            for k, v in terms.items():
+                m = v.detach().float().mean()
+                self._term_sums[k] = self._term_sums[k] + m if k in self._term_sums else m
+            self._term_steps += 1
+        if isinstance(infos, dict) and "nonfinite_resets" in infos:
+            self._nonfinite_resets = int(infos["nonfinite_resets"])
+        return obs, rewards, dones, infos
+
+    def get_full_state_weights(self) -> dict:
+        state = super().get_full_state_weights()
+        state["format"] = CHECKPOINT_FORMAT
+        state["last_lr"] = float(self.last_lr)
+        if self.run_config is not None:
+            state["run_config"] = self.run_config
+        return state
+
+    def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
+        super().set_full_state_weights(weights, set_epoch=set_epoch)
+        if "last_lr" in weights:
+            self.last_lr = float(weights["last_lr"])
+            self.update_lr(self.last_lr)
+
+
+# --------------------------------------------------------------------------- wiring
+def register_hlc(runner=None) -> None:
+    """Make the HLC env and network known to rl-games, and the agent to ``runner`` (idempotent)."""
+    from rl_games.algos_torch import model_builder
+
+    vecenv.register(HLC_VECENV_TYPE, lambda config_name, num_actors, **kw: HLCVecEnv(config_name, num_actors, **kw))
+    env_configurations.register(HLC_ENV_NAME, {"vecenv_type": HLC_VECENV_TYPE, "env_creator": create_hlc_env})
+    model_builder.register_network(HLC_NETWORK_NAME, HLCBuilder)
+    if runner is not None:
+        runner.algo_factory.register_builder(HLC_AGENT_NAME, lambda **kw: HLCAgent(**kw))
+
+
+def hlc_params(cfg: Config, params: dict) -> dict:
+    """Turn the skill run's rl-games parameters (:func:`.runner.rl_games_params`) into the HLC's."""
+    t = cfg.train
+    c = params["config"]
+    base_env = c["env_config"]
+    params["algo"] = {"name": HLC_AGENT_NAME}
+    params["model"] = {"name": HLC_MODEL_NAME}
+    params["network"] = {"name": HLC_NETWORK_NAME, "units": list(t.network.units), "activation": t.network.activation}
+    c["env_name"] = HLC_ENV_NAME
+    llc = resolve_path(cfg.llc_checkpoint)
+    # checkpoints carry the run config; with the LLC's absolute path eval finds it from anywhere
+    c["run_config"] = OmegaConf.to_yaml(OmegaConf.structured(dataclasses.replace(cfg, llc_checkpoint=str(llc))))
+    c["env_config"] = {
+        "env_cfg": hlc_env_config(cfg.task, cfg.num_envs, params["seed"]),
+        "motion_path": base_env["motion_path"],
+        "llc_checkpoint": str(llc),
+        "sim_backend": base_env["sim_backend"],
+        "scene": base_env["scene"],
+        "device": base_env["device"],
+        "sim_kwargs": base_env["sim_kwargs"],
+        "seed": base_env["seed"],
+    }
+    c["critic_coef"] = 2.0 * t.critic_coef      # rl-games' discrete loss halves it (module docstring)
+    c["bounds_loss_coef"] = 0.0                  # no action bounds for a categorical policy
+    return params
+
+
+def validate_hlc(cfg: Config) -> None:
+    """HLC checks before anything is built: the task node and a usable ``llc_checkpoint``."""
+    try:
+        cfg.task.hlc.validate()
+    except ValueError as e:
+        raise ConfigError(f"task.{e}") from None
+    if not cfg.llc_checkpoint:
+        raise ConfigError(f"task={cfg.task.name} is a high-level controller and needs "
+                          f"llc_checkpoint=<a skill policy checkpoint .pth> (train one with python train.py)")
+    path = resolve_path(cfg.llc_checkpoint)
+    if not path.exists():
+        raise LLCCheckpointError(f"llc_checkpoint {cfg.llc_checkpoint}: file does not exist (looked at {path})")
+    load_llc(path, device="cpu")
+
+
+__all__ = ["HLC_AGENT_NAME", "HLC_ENV_NAME", "HLC_MODEL_NAME", "HLC_NETWORK_NAME", "HLCAgent", "HLCBuilder",
+           "HLCNetwork", "HLCVecEnv", "create_hlc_env", "hlc_env_config", "hlc_params", "register_hlc",
+           "validate_hlc"]
