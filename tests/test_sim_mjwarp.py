@@ -207,3 +207,22 @@ def test_bad_arguments_are_reported():
         MujocoWarpSimulator(1, nconmax=0)
     with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
         MujocoWarpSimulator(1, device="meta")
+
+
+def test_failed_graph_capture_falls_back_to_eager_stepping(monkeypatch, caplog):
+    import warp as wp
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise RuntimeError("capture unsupported here")
+
+    monkeypatch.setattr(wp, "ScopedCapture", Broken)
+    with MujocoWarpSimulator(N) as s, caplog.at_level(logging.WARNING, logger="skillmimic.sim.mujoco_warp"):
+        s.set_state(None, standing_state(N))
+        s.set_pd_targets(torch.zeros(N, 156))
+        s.step()
+        s.step()
+        assert s._graph is None and not s.use_graph
+        assert not s._m.opt.graph_conditional, "retried without conditional nodes first"
+        assert sum("graph capture failed" in r.getMessage() for r in caplog.records) == 2
+        assert torch.isfinite(s.state.body_pos).all() and s._control_steps == 2

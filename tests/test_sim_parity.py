@@ -19,7 +19,7 @@ BallPlay-M clips; numbers in docs/mjwarp.md):
 * Tracking a reference clip is contact-rich (feet, fingers, ball) and chaotic: a rounding-
   level difference can flip a grazing contact, after which the worlds separate
   exponentially. Over 0.5 s (30 control steps) from 64 random starts: median world 2e-6 m,
-  90th percentile 1e-4 m, 99th 1.5 cm, worst 2.6 cm; the four clips below measure <= 2e-5 m.
+  90th percentile 1.2e-3 m, 99th 1.8 cm, worst 2.6 cm; the four clips below measure <= 2e-5 m.
   Tolerance: every world < 5 cm (2x the worst random start, so other clips/physics tweaks
   still pass) and at least 3 of 4 worlds < 1 mm (the event-free majority).
 * Contact flags (fingertip force > 0.1 N on any axis; ball-floor found) agree exactly
@@ -154,10 +154,11 @@ def test_reference_clips_tracked_with_their_own_joint_angles(engines):
 
 
 def test_hoop_mocap_pose_and_rim_contacts():
-    """The hoop is a per-world mocap body: both engines place it and bounce balls off its rim
-    alike. Balls dropped through the rim, onto the rim tube, and past a rotated backboard.
-    Measured <= 5.3e-4 m apart over 1.5 s (the rim hit is a contact event in both engines, and
-    hitting a 1 cm tube amplifies rounding); tolerance 5e-3 m."""
+    """The hoop is a per-world mocap body: both engines place it (position and yaw) and bounce
+    balls off it alike: through the rim, onto the rim tube, onto the backboard's edge, and
+    thrown at the board. Measured 1.6e-3 m apart over 1.5 s: each impact on the 1 cm tube or
+    the board's edge is a contact event that amplifies rounding. Tolerance 1e-2 m (6x); a
+    misplaced or misrotated hoop moves the balls by metres."""
     from skillmimic.assets.mjcf import HoopConfig, SceneConfig
     from skillmimic.scoring import rim_crossings
 
@@ -166,8 +167,10 @@ def test_hoop_mocap_pose_and_rim_contacts():
     yaw = torch.tensor([0.0, 0.5, 1.0, math.pi])
     init = standing_state(N)
     init.root_pos[:, 0] = -4.0       # humanoid well away from the hoop
+    # through the rim; onto the rim tube; past it; thrown at the backboard (which faces -x at yaw pi)
     init.ball_pos = torch.tensor([[2.0, 1.0, 4.0], [2.0, 1.0 + hoop.rim_radius + 0.01, 4.0],
-                                  [1.6, 1.0, 4.0], [2.3, 1.2, 3.6]])
+                                  [1.4, 1.0, 4.0], [2.0, 1.3, 3.8]])
+    init.ball_lin_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
     paths, scores = [], []
     for cls in (MujocoCPUSimulator, MujocoWarpSimulator):
         with cls(N, SceneConfig(hoop=hoop)) as sim:
@@ -184,4 +187,5 @@ def test_hoop_mocap_pose_and_rim_contacts():
             scores.append(score)
     assert scores[0][0] == 1 and torch.equal(scores[0], scores[1])
     dev = (paths[0] - paths[1]).norm(dim=-1).max()
-    assert dev < 5e-3, f"ball paths differ by {dev:.2e} m"
+    assert paths[0][-1, 3, 0] < 1.5, "the thrown ball came back off the backboard"
+    assert dev < 1e-2, f"ball paths differ by {dev:.2e} m"

@@ -79,7 +79,7 @@ class PhysicsConfig:
     cone: str = "pyramidal"
     # MuJoCo Warp capacity (ignored by MuJoCo C): contacts per world (pooled over all worlds)
     # and constraint rows per world (strict). Peaks measured over clip tracking, falls and
-    # random-pose drops: 59 contacts, 236 rows in one world; ~2x headroom (docs/mjwarp.md).
+    # random-pose drops: 54 contacts, 216 rows in one world; ~2.4x headroom (docs/mjwarp.md).
     nconmax: int = 128
     njmax: int = 512
 

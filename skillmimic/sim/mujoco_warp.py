@@ -331,9 +331,26 @@ class MujocoWarpSimulator(Simulator):
         # sequence for the following calls. Recording does not execute anything.
         self._substeps()
         if self.use_graph:
-            with wp.ScopedCapture(stream=self._stream) as cap:
-                self._substeps()
-            self._graph = cap.graph
+            self._graph = self._capture()
+            self.use_graph = self._graph is not None
+
+    def _capture(self):
+        """Record the control step. The solver's early exit is a conditional graph node, which
+        needs a recent CUDA driver; without one, retry with a fixed iteration count, and if
+        recording still fails, keep stepping eagerly (slower, same results) -- loudly."""
+        while True:
+            try:
+                with wp.ScopedCapture(stream=self._stream) as cap:
+                    self._substeps()
+                return cap.graph
+            except Exception as exc:  # noqa: BLE001 -- any capture failure has the same remedy
+                if self._m.opt.graph_conditional:
+                    log.warning("mjwarp: graph capture failed (%s); retrying without conditional "
+                                "graph nodes (solver runs all %d iterations)", exc, self._m.opt.iterations)
+                    self._m.opt.graph_conditional = False
+                    continue
+                log.warning("mjwarp: graph capture failed (%s); stepping without a graph", exc)
+                return None
 
     def _diverged(self):
         return self._bad_t != 0
