@@ -1,0 +1,206 @@
+"""HLC envs with a scripted low-level controller: goal timing, action -> skill mapping,
+layup scoring through the env's own hoop and scoring path, the ballistic descent formula."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from envs.hlc import (LLC_OBS, HLCConfig, HLCEnvConfig, TASKS, ballistic_descent_time, goal_features,
+                      make_hlc_env)
+from skillmimic.assets.mjcf import SceneConfig
+from skillmimic.observations import BALL_OBS, HUMANOID_OBS
+from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"
+SCENE_OBS = HUMANOID_OBS + BALL_OBS
+
+
+class ScriptedLLC:
+    """Zero actions; records the skill label it was asked for at every call."""
+
+    num_obs = LLC_OBS
+    num_actions = 156
+    run_config = None
+
+    def __init__(self):
+        self.labels: list[torch.Tensor] = []
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        assert obs.shape[-1] == LLC_OBS
+        self.labels.append(obs[:, SCENE_OBS:].argmax(-1))
+        return torch.zeros(obs.shape[0], self.num_actions)
+
+
+def make_env(task: str, num_envs: int = 3, **cfg_kw) -> tuple:
+    llc = ScriptedLLC()
+    mapping = {"layup": [31, 1, 2, 12, 13, 11, 31], "throwing": [34, 1, 13]}.get(task, [12, 13, 11])
+    cfg = HLCEnvConfig(num_envs=num_envs, seed=3, hlc=HLCConfig(task=task, control_mapping=mapping), **cfg_kw)
+    env = make_hlc_env(cfg, DEMO, llc_checkpoint="unused", llc=llc, scene=SceneConfig())
+    return env, llc
+
+
+@pytest.mark.parametrize("task", ["heading", "circling", "layup"])
+def test_goal_is_set_before_the_first_observation_of_every_episode(task):
+    env, _ = make_env(task)
+    try:
+        obs = env.reset()
+        j = env.sim.state.joint
+        expected = goal_features(j.root_pos, j.root_quat, env.goal)
+        assert torch.allclose(obs[:, SCENE_OBS:SCENE_OBS + 4], expected, atol=1e-5)
+        dist = (env.goal - j.root_pos[:, :2]).norm(dim=-1)
+        if task == "circling":
+            assert torch.allclose(dist, torch.zeros_like(dist), atol=1e-6)      # centred on the start
+        else:
+            assert ((dist >= 2.0 - 1e-4) & (dist <= 8.0 + 1e-4)).all()
+
+        # env 0 times out during the next HLC step: the observation returned for it is the
+        # first of its new episode and must already carry the new goal
+        # circling: the centre is the start position (the same demo frame), the radius is new
+        goal_of = (lambda: env.task.radius[:, None]) if task == "circling" else (lambda: env.goal)
+        if task == "circling":
+            assert torch.equal(obs[:, -1], env.task.radius)
+        old_goal = goal_of().clone()
+        env.progress[0] = env.cfg.episode_length - 2
+        obs, _, done, info = env.step(torch.zeros(env.num_envs, dtype=torch.long))
+        assert done.tolist() == [True, False, False] and bool(info["time_outs"][0])
+        j = env.sim.state.joint
+        assert not torch.allclose(goal_of()[0], old_goal[0])
+        assert torch.equal(goal_of()[1:], old_goal[1:])
+        expected = goal_features(j.root_pos, j.root_quat, env.goal)
+        assert torch.allclose(obs[:, SCENE_OBS:SCENE_OBS + 4], expected, atol=1e-5)
+        if task == "circling":
+            assert torch.equal(obs[:, -1], env.task.radius)
+        if task == "layup":
+            # the hoop moved with the goal, rim at regulation height, facing the new start
+            hoop = env.sim.hoop_pos[0]
+            assert torch.allclose(hoop[:2], env.goal[0]) and hoop[2].item() == pytest.approx(3.05)
+            to_start = j.root_pos[0, :2] - env.goal[0]
+            yaw = env.sim.hoop_yaw[0].item()
+            assert math.cos(yaw - math.atan2(to_start[1].item(), to_start[0].item())) == pytest.approx(1.0)
+            assert obs[0, -1].item() == 0.0                          # "scored" flag of the new episode
+    finally:
+        env.close()
+
+
+def test_actions_select_skills_through_control_mapping_for_llc_steps_env_steps():
+    env, llc = make_env("layup", num_envs=3)
+    try:
+        env.reset()
+        progress = env.progress.clone()
+        _, reward, _, info = env.step(torch.tensor([0, 3, 5]))
+        assert len(llc.labels) == 3                                   # llc_steps
+        for labels in llc.labels:
+            assert labels.tolist() == [31, 12, 11]
+        assert (env.progress - progress).tolist() == [3, 3, 3]
+        # the HLC reward is the mean of the per-step rewards
+        assert torch.allclose(reward, info["reward_terms"]["reward"])
+        assert env.num_obs == SCENE_OBS + TASKS["layup"].num_obs == 843
+        with pytest.raises(ValueError, match=r"\[0, 7\)"):
+            env.step(torch.tensor([0, 7, 1]))
+    finally:
+        env.close()
+
+
+def _drop_balls(env, offsets: list[tuple[float, float]], height: float = 1.0) -> None:
+    """Put each env's ball ``height`` above its rim, shifted by (along, across) the hoop axis, at rest."""
+    js = env.sim.state.joint.clone()
+    rim, yaw = env.sim.hoop_pos, env.sim.hoop_yaw
+    along = torch.stack([torch.cos(yaw), torch.sin(yaw)], -1)
+    across = torch.stack([-torch.sin(yaw), torch.cos(yaw)], -1)
+    off = torch.tensor(offsets)
+    js.ball_pos = rim + torch.cat([off[:, :1] * along + off[:, 1:] * across, torch.full((len(off), 1), height)], -1)
+    js.ball_lin_vel = torch.zeros_like(js.ball_lin_vel)
+    js.ball_ang_vel = torch.zeros_like(js.ball_ang_vel)
+    env.sim.set_state(None, js)
+
+
+def test_layup_env_counts_one_score_through_the_rim_and_none_for_misses():
+    """Scripted balls over the env's own hoop: through the rim centre (one score, even after
+    the floor bounce), beside the rim (none), onto the rim tube (deflected off: none)."""
+    env, _ = make_env("layup", num_envs=3, enable_early_termination=False)
+    try:
+        env.reset()
+        # third ball: its centre just outside the rim tube, towards the court -> deflected outwards
+        r = env.hoop.rim_radius + env.hoop.rim_tube_radius + 0.05
+        _drop_balls(env, [(0.0, 0.0), (0.0, 0.6), (r, 0.0)])
+        scored_at = None
+        min_z = torch.full((3,), 10.0)
+        for i in range(40):                                           # 2 s: drop, floor bounce, bounce again
+            obs, _, done, info = env.step(torch.ones(3, dtype=torch.long))
+            assert not done.any()
+            min_z = torch.minimum(min_z, env.sim.state.joint.ball_pos[:, 2])
+            if scored_at is None and env.stats["scores"][0] > 0:
+                scored_at = i
+                assert obs[0, -1].item() == 1.0 and obs[1:, -1].tolist() == [0.0, 0.0]
+                assert info["reward_terms"]["scores"][0].item() > 0
+        assert env.stats["scores"].tolist() == [1, 0, 0]
+        assert scored_at is not None and scored_at < 10                 # the drop takes ~0.45 s
+        assert (min_z < 0.2).all(), "every ball reached the floor (none stuck on the rim)"
+        # the episode summary reports it
+        ep = {k: v.clone() for k, v in env.stats.items()}
+        ep["terminated"] = torch.zeros(3, dtype=torch.bool)
+        m = env.summarize(ep)
+        assert m["success_rate"] == pytest.approx(1 / 3)
+        minutes = 3 * ep["length"][0].item() * env.control_dt / 60
+        assert m["scores_per_minute"] == pytest.approx(1 / minutes)
+    finally:
+        env.close()
+
+
+def test_ballistic_descent_time_is_the_descending_root():
+    g = 9.81
+    z0 = torch.tensor([1.0, 3.5, 1.0, 3.5, 1.0])
+    vz = torch.tensor([7.0, 2.0, -1.0, -3.0, 3.0])
+    t = ballistic_descent_time(z0, vz, 3.05, g)
+    z_at = z0 + vz * t - 0.5 * g * t**2
+    valid = ~torch.isnan(t)
+    assert valid.tolist() == [True, True, False, True, False]         # below and falling / apex too low: none
+    assert torch.allclose(z_at[valid], torch.full_like(z_at[valid], 3.05), atol=1e-5)
+    assert ((vz - g * t)[valid] < 0).all(), "crossing on the way down"
+    # the original's (sqrt(.) - vz) / g is that time only for vz = 0
+    orig = (torch.sqrt(vz**2 + 2 * g * (z0 - 3.05)) - vz) / g
+    assert abs((z0 + vz * orig - 0.5 * g * orig**2)[0].item() - 3.05) > 1.0
+    assert ballistic_descent_time(torch.tensor([4.0]), torch.tensor([0.0]), 3.05, g).item() == pytest.approx(
+        (torch.sqrt(torch.tensor(2 * g * 0.95)) / g).item())
+
+
+def test_ballistic_prediction_matches_the_simulated_ball():
+    """Free flight in MuJoCo crosses the rim plane where and when the formula says."""
+    with MujocoCPUSimulator(1, SceneConfig()) as sim:
+        js = sim.state.joint.clone()
+        js.root_pos = torch.tensor([[-5.0, 0.0, 0.96]])
+        js.ball_pos = torch.tensor([[0.0, 0.0, 1.5]])
+        js.ball_lin_vel = torch.tensor([[2.0, -1.0, 7.0]])
+        sim.set_state(None, js)
+        sim.set_pd_targets(sim.state.joint.dof_pos)
+        g = -float(sim.model.opt.gravity[2])
+        t_pred = ballistic_descent_time(torch.tensor([1.5]), torch.tensor([7.0]), 3.05, g).item()
+        xy_pred = torch.tensor([2.0, -1.0]) * t_pred
+        prev, t = sim.state.joint.ball_pos[0].clone(), 0.0
+        for _ in range(200):
+            ball = sim.step().joint.ball_pos[0].clone()
+            t += sim.control_dt
+            if prev[2] > 3.05 >= ball[2]:
+                s = (prev[2] - 3.05) / (prev[2] - ball[2])
+                xy = prev[:2] + s * (ball[:2] - prev[:2])
+                t_cross = t - sim.control_dt + s.item() * sim.control_dt
+                break
+            prev = ball
+        else:
+            pytest.fail("the ball never came down through 3.05 m")
+    assert t_cross == pytest.approx(t_pred, abs=0.01)
+    assert torch.allclose(xy, xy_pred, atol=0.03)
+
+
+def test_hlc_config_validation_names_the_key():
+    with pytest.raises(ValueError, match="hlc.task"):
+        HLCConfig(task="dunk").validate()
+    with pytest.raises(ValueError, match=r"control_mapping.*\[70\]"):
+        HLCConfig(control_mapping=[1, 70]).validate()
+    with pytest.raises(ValueError, match="circling.radius"):
+        dataclasses.replace(HLCConfig(), circling=dataclasses.replace(HLCConfig().circling, radius=[5.0, 2.0])).validate()
