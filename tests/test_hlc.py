@@ -36,11 +36,24 @@ class ScriptedLLC:
         return torch.zeros(obs.shape[0], self.num_actions)
 
 
-def make_env(task: str, num_envs: int = 3, **cfg_kw) -> tuple:
+def _has_mjwarp() -> bool:
+    try:
+        import mujoco_warp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+BACKENDS = ["mujoco", pytest.param("mjwarp", marks=pytest.mark.skipif(not _has_mjwarp(), reason="no mujoco_warp"))]
+
+
+def make_env(task: str, num_envs: int = 3, backend: str = "mujoco", **cfg_kw) -> tuple:
     llc = ScriptedLLC()
     mapping = {"layup": [31, 1, 2, 12, 13, 11, 31], "throwing": [34, 1, 13]}.get(task, [12, 13, 11])
     cfg = HLCEnvConfig(num_envs=num_envs, seed=3, hlc=HLCConfig(task=task, control_mapping=mapping), **cfg_kw)
-    env = make_hlc_env(cfg, DEMO, llc_checkpoint="unused", llc=llc, scene=SceneConfig())
+    device = "cuda" if backend == "mjwarp" and torch.cuda.is_available() else "cpu"
+    env = make_hlc_env(cfg, DEMO, llc_checkpoint="unused", llc=llc, scene=SceneConfig(), sim_backend=backend,
+                       device=device)
     return env, llc
 
 
@@ -112,24 +125,26 @@ def _drop_balls(env, offsets: list[tuple[float, float]], height: float = 1.0) ->
     rim, yaw = env.sim.hoop_pos, env.sim.hoop_yaw
     along = torch.stack([torch.cos(yaw), torch.sin(yaw)], -1)
     across = torch.stack([-torch.sin(yaw), torch.cos(yaw)], -1)
-    off = torch.tensor(offsets)
-    js.ball_pos = rim + torch.cat([off[:, :1] * along + off[:, 1:] * across, torch.full((len(off), 1), height)], -1)
+    off = torch.tensor(offsets, device=rim.device)
+    js.ball_pos = rim + torch.cat([off[:, :1] * along + off[:, 1:] * across,
+                                  torch.full((len(off), 1), height, device=rim.device)], -1)
     js.ball_lin_vel = torch.zeros_like(js.ball_lin_vel)
     js.ball_ang_vel = torch.zeros_like(js.ball_ang_vel)
     env.sim.set_state(None, js)
 
 
-def test_layup_env_counts_one_score_through_the_rim_and_none_for_misses():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layup_env_counts_one_score_through_the_rim_and_none_for_misses(backend):
     """Scripted balls over the env's own hoop: through the rim centre (one score, even after
     the floor bounce), beside the rim (none), onto the rim tube (deflected off: none)."""
-    env, _ = make_env("layup", num_envs=3, enable_early_termination=False)
+    env, _ = make_env("layup", num_envs=3, backend=backend, enable_early_termination=False)
     try:
         env.reset()
         # third ball: its centre just outside the rim tube, towards the court -> deflected outwards
         r = env.hoop.rim_radius + env.hoop.rim_tube_radius + 0.05
         _drop_balls(env, [(0.0, 0.0), (0.0, 0.6), (r, 0.0)])
         scored_at = None
-        min_z = torch.full((3,), 10.0)
+        min_z = torch.full((3,), 10.0, device=env.device)
         for i in range(40):                                           # 2 s: drop, floor bounce, bounce again
             obs, _, done, info = env.step(torch.ones(3, dtype=torch.long))
             assert not done.any()
@@ -143,7 +158,7 @@ def test_layup_env_counts_one_score_through_the_rim_and_none_for_misses():
         assert (min_z < 0.2).all(), "every ball reached the floor (none stuck on the rim)"
         # the episode summary reports it
         ep = {k: v.clone() for k, v in env.stats.items()}
-        ep["terminated"] = torch.zeros(3, dtype=torch.bool)
+        ep["terminated"] = torch.zeros(3, dtype=torch.bool, device=env.device)
         m = env.summarize(ep)
         assert m["success_rate"] == pytest.approx(1 / 3)
         minutes = 3 * ep["length"][0].item() * env.control_dt / 60
