@@ -31,6 +31,7 @@ Deliberate differences from the original (see docs/hlc.md):
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,8 @@ from skillmimic.rl.checkpoint import CheckpointError
 from skillmimic.observations import BALL_OBS, HUMANOID_OBS, NUM_SKILLS, heading_rotation_inv, scene_obs, skill_one_hot
 from skillmimic.scoring import rim_crossings
 from skillmimic.sim import Simulator, make_simulator
+
+log = logging.getLogger(__name__)
 
 #: LLC observation size: humanoid + ball features + skill one-hot (the V1 skill policy's)
 LLC_OBS = HUMANOID_OBS + BALL_OBS + NUM_SKILLS
@@ -567,9 +570,24 @@ def make_hlc_env(cfg: HLCEnvConfig, motion_path, llc_checkpoint: str | Path, sim
     cfg.hlc.validate()
     if llc is None:
         llc = load_llc(llc_checkpoint, device=device)
+    scene = hlc_scene(scene, cfg.hlc)
+    _warn_scene_mismatch(llc, scene, llc_checkpoint)
     motion = MotionLibrary(motion_path, device=device)
-    sim = make_simulator(sim_backend, cfg.num_envs, scene=hlc_scene(scene, cfg.hlc), device=device, **sim_kwargs)
+    sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
     return HLCEnv(cfg, motion, sim, llc)
+
+
+def _warn_scene_mismatch(llc, scene: SceneConfig, path) -> None:
+    """The LLC only knows the physics it was trained in; say so when the HLC's differs."""
+    run_cfg = getattr(llc, "run_config", None)
+    if run_cfg is None:
+        return
+    trained = run_cfg.sim.scene
+    diff = [k for k in ("physics", "ball", "floor_friction", "self_collision")
+            if getattr(trained, k) != getattr(scene, k)]
+    if diff:
+        log.warning("llc_checkpoint %s was trained with different sim.scene %s; the skills may not transfer",
+                    path, ", ".join(diff))
 
 
 __all__ = ["HLCConfig", "HLCEnvConfig", "HLCEnv", "HLCTask", "HeadingConfig", "CirclingConfig", "ThrowingConfig",
