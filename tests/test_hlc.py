@@ -212,6 +212,25 @@ def test_ballistic_prediction_matches_the_simulated_ball():
     assert torch.allclose(xy, xy_pred, atol=0.03)
 
 
+def test_goal_features_are_in_the_heading_frame():
+    """A humanoid facing world +y (yaw 90 deg) with the goal 3 m ahead sees it at local (3, 0),
+    bearing 0, whatever the world bearing (90 deg) is; a goal to its left is at bearing +90 deg."""
+    from skillmimic.rotations import heading_yaw, quat_mul, yaw_quat
+
+    # the data's root orientation: local y-up skeleton rotated to z-up, then turned by the yaw
+    upright = torch.tensor([[math.cos(0.85), math.sin(0.85), 0.0, 0.0]])
+    q = quat_mul(yaw_quat(torch.tensor([math.pi / 2])), upright)
+    root = torch.tensor([[1.0, 2.0, 0.9]])
+    yaw = heading_yaw(q).item()
+    assert yaw == pytest.approx(math.pi / 2, abs=1e-5)
+    ahead = torch.tensor([[math.cos(yaw), math.sin(yaw)]])
+    left = torch.tensor([[-math.sin(yaw), math.cos(yaw)]])
+    f = goal_features(root, q, root[:, :2] + 3.0 * ahead)
+    assert torch.allclose(f, torch.tensor([[3.0, 0.0, 1.0, 0.0]]), atol=1e-5)
+    f = goal_features(root, q, root[:, :2] + 2.0 * left)
+    assert torch.allclose(f, torch.tensor([[0.0, 2.0, 0.0, 1.0]]), atol=1e-5)
+
+
 def test_hlc_config_validation_names_the_key():
     with pytest.raises(ValueError, match="hlc.task"):
         HLCConfig(task="dunk").validate()
