@@ -10,6 +10,8 @@ docs/eval.md). Prints a table of per-skill success rate, body/ball tracking erro
 contact accuracy and normalised accumulated reward, and writes ``eval.json`` and
 ``eval.png`` (per-skill success) to ``out_dir`` (default ``<run folder>/eval/<stamp>/``).
 Task, sim and motion default to those the checkpoint was trained with.
+A high-level controller checkpoint (``task=hlc_*``) is evaluated on its task metrics instead
+(reach rate, max ball height, layup success rate and scores per minute; docs/hlc.md).
 """
 
 from __future__ import annotations

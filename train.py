@@ -5,6 +5,7 @@
     python train.py sim=mjwarp device=cuda num_envs=4096 motion=ballplay
     python train.py resume=outputs/skill/<run>/nn/skill.pth
     python train.py --cfg job                         # print the resolved config
+    python train.py task=hlc_layup llc_checkpoint=outputs/skill/<run>/nn/skill.pth   # high-level controller (docs/hlc.md)
 
 Console: one line per epoch (fps, reward per step, episode reward and length).
 Run folder: ``<output_dir>/<experiment>/<timestamp>/`` with ``nn/`` (checkpoints, rewritten
