@@ -311,3 +311,22 @@ def test_defaults_are_the_original_ppo_settings_and_yaml_matches_schema():
     assert compose(["task.state_init=10"]).task.state_init == "10"
     assert OmegaConf.to_object(compose(["task.state_init=10"])).task.env_config(4, 0).state_init == 10
     assert OmegaConf.to_object(compose(["sim=mjwarp"])).sim.backend == "mjwarp"
+
+
+def test_multi_gpu_requires_a_torchrun_launch_with_cuda(monkeypatch):
+    from skillmimic.rl.config import distributed_rank, validate
+    from skillmimic.rl.runner import to_config
+
+    for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    cfg = to_config(compose(["multi_gpu=true"]))
+    with pytest.raises(ConfigError, match="torchrun"):
+        validate(cfg)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    if torch.cuda.device_count() > 1:
+        assert distributed_rank() == (1, 3, 4)
+    else:
+        with pytest.raises(ConfigError, match="cuda:1"):
+            distributed_rank()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from rl_games.algos_torch import a2c_continuous, torch_ext
 from rl_games.common import common_losses, datasets
 
@@ -115,6 +116,14 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
         old_handlers = self._install_signal_handlers()
         total_time = 0.0
         epoch_num = self.epoch_num
+        if self.multi_gpu:
+            # rl-games multi_gpu (under torchrun): every rank starts from rank 0's weights;
+            # gradients are all-reduced inside rl-games' optimiser step.
+            torch.cuda.set_device(self.local_rank)
+            weights = [self.model.state_dict()]
+            dist.broadcast_object_list(weights, 0)
+            self.model.load_state_dict(weights[0])
+        lead = self.global_rank == 0
         try:
             while True:
                 epoch_num = self.update_epoch()
@@ -122,16 +131,21 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
                  last_lr, lr_mul) = self.train_epoch()
                 self.dataset.update_values_dict(None)
                 total_time += sum_time
-                curr_frames = self.curr_frames
+                curr_frames = self.curr_frames * self.world_size
                 self.frame += curr_frames
-                self._log_epoch(epoch_num, curr_frames, step_time, play_time, update_time, sum_time, total_time,
-                                a_losses, c_losses, b_losses, entropies, kls, last_lr, lr_mul)
+                if lead:
+                    self._log_epoch(epoch_num, curr_frames, step_time, play_time, update_time, sum_time,
+                                    total_time, a_losses, c_losses, b_losses, entropies, kls, last_lr, lr_mul)
 
                 finished = self.max_epochs != -1 and epoch_num >= self.max_epochs
                 stopping = self._stop_signal is not None
-                if finished or stopping or (self.save_freq > 0 and epoch_num % self.save_freq == 0):
+                if self.multi_gpu:   # all ranks stop at the same epoch when any one is signalled
+                    flag = torch.tensor(float(stopping), device=self.device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    stopping = bool(flag.item())
+                if lead and (finished or stopping or (self.save_freq > 0 and epoch_num % self.save_freq == 0)):
                     self.save(self.checkpoint_path())
-                if self.keep_checkpoint_every > 0 and epoch_num % self.keep_checkpoint_every == 0:
+                if lead and self.keep_checkpoint_every > 0 and epoch_num % self.keep_checkpoint_every == 0:
                     self.save(self.checkpoint_path(epoch_num))
                 if finished or stopping:
                     if stopping:

@@ -164,6 +164,11 @@ class Config:
     llc_checkpoint: Optional[str] = None # HLC tasks: the frozen skill policy (a skill training checkpoint)
     headless: bool = True                # training never opens a viewer; kept for the play/viewer tools
     print_stats: bool = True             # one console line per epoch
+    # Several GPUs: launch with torchrun (one process per GPU), e.g.
+    #   torchrun --nproc_per_node=4 train.py multi_gpu=true device=cuda sim=mjwarp num_envs=4096
+    # Each rank simulates num_envs worlds on cuda:<LOCAL_RANK> with seed + RANK; rl-games
+    # all-reduces the gradients; rank 0 logs and writes checkpoints.
+    multi_gpu: bool = False
     # CPU threads for torch ops. 1 by default: MuJoCo steps the worlds on its own threads, and
     # torch's OpenMP pool spin-waits badly on a busy 2-core machine (5-8x slower measured).
     torch_threads: int = 1
@@ -231,6 +236,19 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def distributed_rank() -> tuple[int, int, int]:
+    """(LOCAL_RANK, RANK, WORLD_SIZE) of a ``multi_gpu=true`` run, checked."""
+    missing = [k for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE") if k not in os.environ]
+    if missing:
+        raise ConfigError(f"multi_gpu=true needs a torchrun launch (missing {', '.join(missing)}): "
+                          f"torchrun --nproc_per_node=<gpus> train.py multi_gpu=true device=cuda ...")
+    local, rank, world = (int(os.environ[k]) for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE"))
+    if not torch.cuda.is_available() or local >= torch.cuda.device_count():
+        raise ConfigError(f"multi_gpu=true: LOCAL_RANK {local} needs CUDA device cuda:{local}, "
+                          f"found {torch.cuda.device_count() if torch.cuda.is_available() else 0}")
+    return local, rank, world
+
+
 def resolve_minibatch(train: PPOConfig, num_envs: int) -> int:
     """The PPO minibatch size; it must split the rollout (horizon * num_envs) evenly."""
     batch = train.horizon_length * num_envs
@@ -277,6 +295,8 @@ def validate(cfg: Config) -> None:
     if cfg.sim.backend not in available_backends():
         raise ConfigError(f"sim.backend must be one of {available_backends()}, got {cfg.sim.backend!r}")
     resolve_device(cfg.device)
+    if cfg.multi_gpu:
+        distributed_rank()   # raises with the fix when not launched by torchrun / without CUDA
     resolve_minibatch(t, cfg.num_envs)
     resolve_motion_path(cfg.motion)
     if cfg.task.hlc is not None:

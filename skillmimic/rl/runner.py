@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .agent import SkillMimicAgent
-from .config import (Config, ConfigError, resolve_device, resolve_minibatch, resolve_motion_path,
+from .config import (Config, ConfigError, distributed_rank, resolve_device, resolve_minibatch, resolve_motion_path,
                      unknown_keys, validate)
 from .registry import AGENT_NAME, ENV_NAME, MODEL_NAME, NETWORK_NAME, make_runner
 
@@ -64,6 +64,10 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
     """The rl-games parameter dict for ``cfg`` (the only place raw dicts appear: rl-games' API)."""
     t = cfg.train
     device = str(resolve_device(cfg.device))
+    if cfg.multi_gpu:   # one process per GPU: this rank's device, and its own env randomness
+        local_rank, rank, _ = distributed_rank()
+        device = f"cuda:{local_rank}"
+        seed = seed + rank
     env_config = {
         "env_cfg": cfg.task.env_config(cfg.num_envs, seed),
         "motion_path": str(resolve_motion_path(cfg.motion)),
@@ -118,6 +122,7 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
             "games_to_track": t.games_to_track,
             "print_stats": cfg.print_stats,
             "clip_actions": True,
+            "multi_gpu": cfg.multi_gpu,
             "run_config": OmegaConf.to_yaml(OmegaConf.structured(cfg)),
         },
     }
