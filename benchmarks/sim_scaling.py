@@ -8,7 +8,7 @@ runs in a fresh subprocess so that its peak memory is its own: RSS high-water ma
 on CUDA the Warp memory-pool high-water mark plus ``torch.cuda.max_memory_allocated``.
 
     python benchmarks/sim_scaling.py                                  # CPU: 1, 16, 64 worlds, both engines
-    python benchmarks/sim_scaling.py --device cuda --worlds 1 64 512 4096 8192 --engines mjwarp
+    python benchmarks/sim_scaling.py --device cuda                    # mjwarp on CUDA 1 ... 8192, C engine on CPU
     python benchmarks/sim_scaling.py --capacity --worlds 64           # measure mjwarp contact/constraint peaks
     python benchmarks/sim_scaling.py --parity --worlds 64             # C vs Warp deviation statistics
 
@@ -112,10 +112,12 @@ def run_point(engine: str, n: int, device: str, steps: int, warmup: int, threads
 def scaling(args) -> None:
     rows = []
     for engine in args.engines:
-        if engine == "mujoco" and args.device != "cpu":
-            continue   # the C engine steps on CPU threads only
+        # The C engine steps on CPU threads whatever --device says (its tensors live on the CPU).
+        device = "cpu" if engine == "mujoco" else args.device
         for n in args.worlds:
-            cmd = [sys.executable, __file__, "--_point", engine, str(n), "--device", args.device,
+            if engine == "mujoco" and n > args.cpu_max_worlds:
+                continue
+            cmd = [sys.executable, __file__, "--_point", engine, str(n), "--device", device,
                    "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
             res = subprocess.run(cmd, capture_output=True, text=True)
             lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
@@ -124,17 +126,16 @@ def scaling(args) -> None:
                 continue
             rows.append(json.loads(lines[-1]))
             print(f"  done {engine:>7} x {n:<5} ({rows[-1]['env_steps_s']:.0f} env-steps/s)", file=sys.stderr)
-    cuda = args.device.startswith("cuda")
     sub = SceneConfig().physics.substeps
-    print(f"humanoid (156 DOF) + ball, {sub} physics substeps per control step, device {args.device}, "
-          f"{args.steps} timed control steps; CPU threads {args.threads or os.cpu_count()}")
-    mem_hdr = f"{'warp MB':>10}{'torch MB':>10}" if cuda else f"{'RSS MB':>10}"
-    print(f"{'engine':<8}{'worlds':>7}{'env-steps/s':>14}{'physics-steps/s':>17}{mem_hdr}{'setup s':>9}")
+    print(f"humanoid (156 DOF) + ball, {sub} physics substeps per control step, {args.steps} timed control "
+          f"steps; C engine threads {args.threads or os.cpu_count()}")
+    print("memory: peak RSS of the process on CPU; on CUDA Warp's memory-pool high-water mark + torch's peak")
+    print(f"{'engine':<8}{'device':<8}{'worlds':>7}{'env-steps/s':>14}{'physics-steps/s':>17}"
+          f"{'RSS MB':>9}{'warp MB':>9}{'torch MB':>10}{'setup s':>9}")
     for r in rows:
-        mem = (f"{r.get('warp_peak_mb', float('nan')):>10.0f}{r.get('torch_peak_mb', float('nan')):>10.0f}"
-               if cuda else f"{r['rss_peak_mb']:>10.0f}")
-        print(f"{r['engine']:<8}{r['worlds']:>7}{r['env_steps_s']:>14.0f}{r['physics_steps_s']:>17.0f}{mem}"
-              f"{r['setup_s']:>9.1f}")
+        print(f"{r['engine']:<8}{r['device']:<8}{r['worlds']:>7}{r['env_steps_s']:>14.0f}{r['physics_steps_s']:>17.0f}"
+              f"{r['rss_peak_mb']:>9.0f}{r.get('warp_peak_mb', float('nan')):>9.0f}"
+              f"{r.get('torch_peak_mb', float('nan')):>10.0f}{r['setup_s']:>9.1f}")
 
 
 # ---------------------------------------------------------------------------- capacity
@@ -226,6 +227,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed control steps (default CPU 20, CUDA 200)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="C engine threads, 0 = one per core")
+    parser.add_argument("--cpu-max-worlds", type=int, default=1024, help="largest world count for the C engine")
     parser.add_argument("--capacity", action="store_true", help="measure mjwarp contact/constraint peaks")
     parser.add_argument("--capacity-steps", type=int, default=240)
     parser.add_argument("--motions", default=str(DEFAULT_MOTIONS))
