@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 
-import mujoco
 import mujoco_warp as mjw
 import numpy as np
 import torch
