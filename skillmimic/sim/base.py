@@ -108,7 +108,8 @@ class Simulator(ABC):
         self.control_dt = float(self.scene_cfg.physics.control_dt)
         self._fk = ForwardKinematics(skeleton)
         self.nonfinite = torch.zeros(self.num_worlds, dtype=torch.bool, device=self.device)
-        self.nonfinite_count = 0
+        self._nonfinite_total = torch.zeros((), dtype=torch.long, device=self.device)
+        self._nonfinite_logged = 0
         # Hoop (a mocap body) pose per world, when the scene has one.
         self.has_hoop = self.model.nmocap > 0
         self.hoop_pos = torch.as_tensor(self.model.body("hoop").pos if self.has_hoop else [0.0, 0.0, 0.0],
@@ -185,6 +186,19 @@ class Simulator(ABC):
         self._refresh()
         return self.state
 
+    @property
+    def nonfinite_count(self) -> int:
+        """Worlds that went non-finite so far (each counted once until it is reset)."""
+        self._log_nonfinite()
+        return self._nonfinite_logged
+
+    def _log_nonfinite(self) -> None:
+        total = int(self._nonfinite_total)
+        if total > self._nonfinite_logged:
+            log.warning("%s: %d world(s) became non-finite (flagged now: ids %s); reset them with set_state",
+                        self.backend, total - self._nonfinite_logged, self.nonfinite.nonzero().flatten()[:16].tolist())
+            self._nonfinite_logged = total
+
     def close(self) -> None:
         """Release threads/device resources (idempotent)."""
 
@@ -204,25 +218,29 @@ class Simulator(ABC):
         return ids
 
     def _refresh(self) -> None:
+        """Read the engine, guard against non-finite worlds, rebuild ``state``.
+
+        No host synchronisation on an accelerator: the flags and the counter stay on the
+        device, and a flagged world's state is replaced (at rest, identity rotations) by a
+        masked select. The warning is logged here on CPU and when the count is read on CUDA.
+        """
         qpos, qvel, sens = self._read()
         # sum() propagates NaN/inf: one reduction per world instead of an elementwise mask
         bad = ~torch.isfinite(qpos.sum(-1) + qvel.sum(-1) + sens.sum(-1))
         diverged = self._diverged()
         if diverged is not None:
             bad |= diverged
-        newly = bad & ~self.nonfinite
-        if newly.any():
-            n = int(newly.sum())
-            self.nonfinite_count += n
-            log.warning("%s: %d world(s) became non-finite (ids %s); flagged for reset",
-                        self.backend, n, newly.nonzero().flatten()[:16].tolist())
+        self._nonfinite_total += (bad & ~self.nonfinite).sum()
         self.nonfinite |= bad
-        if bad.any():
-            qpos = torch.where(bad[:, None], torch.zeros_like(qpos), qpos)
-            qvel = torch.where(bad[:, None], torch.zeros_like(qvel), qvel)
-            sens = torch.where(bad[:, None], torch.zeros_like(sens), sens)
-            qpos[bad, self.layout.root_q.start + 3] = 1.0
-            qpos[bad, self.layout.ball_q.start + 3] = 1.0
+        if self.device.type == "cpu":
+            self._log_nonfinite()
+        rest_q = torch.zeros_like(qpos[:1])
+        rest_q[0, self.layout.root_q.start + 3] = 1.0
+        rest_q[0, self.layout.ball_q.start + 3] = 1.0
+        rows = bad[:, None]
+        qpos = torch.where(rows, rest_q, qpos)
+        qvel = torch.where(rows, torch.zeros_like(qvel), qvel)
+        sens = torch.where(rows, torch.zeros_like(sens), sens)
         self.state = self._scene_state(qpos, qvel, sens)
 
     def _scene_state(self, qpos: torch.Tensor, qvel: torch.Tensor, sens: torch.Tensor) -> SceneState:
