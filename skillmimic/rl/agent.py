@@ -88,14 +88,7 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
     # ------------------------------------------------------------------ rollout statistics
     def env_step(self, actions):
         obs, rewards, dones, infos = super().env_step(actions)
-        terms = infos.get("reward_terms") if isinstance(infos, dict) else None
-        if terms:
-            for k, v in terms.items():
-                m = v.detach().float().mean()
-                self._term_sums[k] = self._term_sums[k] + m if k in self._term_sums else m
-            self._term_steps += 1
-        if isinstance(infos, dict) and "nonfinite_resets" in infos:
-            self._nonfinite_resets = int(infos["nonfinite_resets"])
+        record_step_stats(self, infos)
         return obs, rewards, dones, infos
 
     def _pop_term_means(self) -> dict[str, float]:
@@ -280,3 +273,18 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
             raise CheckpointError(f"checkpoint {fn}: does not fit this model/config "
                                   f"(network size, observation or action size changed?): {e}") from e
         print(f"[{AGENT_NAME}] resumed from {os.fspath(fn)} at epoch {self.epoch_num}, frame {self.frame}", flush=True)
+
+
+def record_step_stats(agent, infos) -> None:
+    """Accumulate the env's per-term reward means (tensorboard, one scalar per term) and its
+    non-finite reset count; shared by the skill and the HLC agents."""
+    if not isinstance(infos, dict):
+        return
+    terms = infos.get("reward_terms")
+    if terms:
+        for k, v in terms.items():
+            m = v.detach().float().mean()
+            agent._term_sums[k] = agent._term_sums[k] + m if k in agent._term_sums else m
+        agent._term_steps += 1
+    if "nonfinite_resets" in infos:
+        agent._nonfinite_resets = int(infos["nonfinite_resets"])

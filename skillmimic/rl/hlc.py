@@ -25,20 +25,19 @@ import dataclasses
 from collections import deque
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from omegaconf import OmegaConf
 from rl_games.algos_torch import a2c_discrete
-from rl_games.algos_torch.network_builder import NetworkBuilder
 from rl_games.common import datasets, env_configurations, vecenv
-from rl_games.common.ivecenv import IVecEnv
 from torch import nn
 
 from envs.hlc import HLCEnv, HLCEnvConfig, LLCCheckpointError, load_llc, make_hlc_env
 from skillmimic.assets.mjcf import SceneConfig
 
-from .agent import CHECKPOINT_FORMAT, SkillMimicAgent
+from .agent import CHECKPOINT_FORMAT, SkillMimicAgent, record_step_stats
+from .network import SeparateActorCritic, builder_for
+from .vecenv import SkillVecEnv
 from .config import Config, ConfigError, TaskConfig, resolve_path
 
 HLC_ENV_NAME = "skillmimic_hlc"
@@ -47,7 +46,6 @@ HLC_NETWORK_NAME = "skillmimic_hlc_mlp"
 HLC_AGENT_NAME = "skillmimic_hlc"
 HLC_MODEL_NAME = "discrete_a2c"
 
-_ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
 # --------------------------------------------------------------------------- env
@@ -71,71 +69,25 @@ def create_hlc_env(env_cfg: HLCEnvConfig, motion_path: str, llc_checkpoint: str,
                         **(sim_kwargs or {}))
 
 
-class HLCVecEnv(IVecEnv):
-    """All worlds of one :class:`HLCEnv`; torch tensors pass straight through."""
+class HLCVecEnv(SkillVecEnv):
+    """All worlds of one :class:`HLCEnv` (the skill vec env with a discrete action space)."""
 
     def __init__(self, config_name: str, num_actors: int, **kwargs: Any):
-        self.env: HLCEnv = env_configurations.configurations[config_name]["env_creator"](**kwargs)
-        if self.env.num_envs != num_actors:
-            raise ValueError(f"rl-games expects {num_actors} actors but the env has {self.env.num_envs} worlds")
-        self.observation_space = spaces.Box(-np.inf, np.inf, (self.env.num_obs,), dtype=np.float32)
+        super().__init__(config_name, num_actors, **kwargs)
         self.action_space = spaces.Discrete(self.env.num_actions)
-
-    def step(self, actions: torch.Tensor):
-        return self.env.step(actions)
-
-    def reset(self) -> torch.Tensor:
-        return self.env.reset()
-
-    def get_number_of_agents(self) -> int:
-        return 1
-
-    def get_env_info(self) -> dict:
-        return {"observation_space": self.observation_space, "action_space": self.action_space,
-                "agents": 1, "value_size": 1}
-
-    def get_env_state(self) -> dict:
-        return {"generator": self.env.generator.get_state(), "nonfinite_resets": int(self.env.nonfinite_resets)}
-
-    def set_env_state(self, env_state: dict | None) -> None:
-        if not env_state:
-            return
-        if "generator" in env_state:
-            self.env.generator.set_state(env_state["generator"].cpu())
-        self.env.nonfinite_resets = int(env_state.get("nonfinite_resets", 0))
-
-    def close(self) -> None:
-        self.env.close()
 
 
 # --------------------------------------------------------------------------- network
-def _mlp(in_size: int, units: list[int], activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in units:
-        layers += [nn.Linear(in_size, width), _ACTIVATIONS[activation]()]
-        in_size = width
-    return nn.Sequential(*layers)
-
-
-class HLCNetwork(NetworkBuilder.BaseNetwork):
+class HLCNetwork(SeparateActorCritic):
     """Returns ``(logits, value, rnn_states)`` as rl-games' ``discrete_a2c`` model expects."""
 
+    name = HLC_NETWORK_NAME
+    default_units = (1024, 512)
+
     def __init__(self, params: dict, actions_num: int, input_shape: tuple, value_size: int = 1, **_):
-        super().__init__()
-        if len(input_shape) != 1:
-            raise ValueError(f"{HLC_NETWORK_NAME} takes flat observations, got shape {tuple(input_shape)}")
-        units = list(params.get("units", [1024, 512]))
-        activation = params.get("activation", "relu")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"{HLC_NETWORK_NAME}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        n_in = int(input_shape[0])
-        self.actor_mlp = _mlp(n_in, units, activation)
-        self.critic_mlp = _mlp(n_in, units, activation)
-        self.logits = nn.Linear(units[-1], int(actions_num))
-        self.value = nn.Linear(units[-1], value_size)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        super().__init__(params, input_shape, value_size)
+        self.logits = nn.Linear(self.out_features, int(actions_num))
+        self._zero_biases()
         nn.init.xavier_uniform_(self.logits.weight, gain=1.0)
 
     def forward(self, obs_dict: dict):
@@ -145,19 +97,8 @@ class HLCNetwork(NetworkBuilder.BaseNetwork):
     def eval_actor(self, obs: torch.Tensor) -> torch.Tensor:
         return self.logits(self.actor_mlp(obs))
 
-    def eval_critic(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value(self.critic_mlp(obs))
 
-    def is_separate_critic(self) -> bool:
-        return True
-
-
-class HLCBuilder(NetworkBuilder):
-    def load(self, params: dict) -> None:
-        self.params = params
-
-    def build(self, name, **kwargs) -> HLCNetwork:
-        return HLCNetwork(self.params, **kwargs)
+HLCBuilder = builder_for(HLCNetwork)
 
 
 # --------------------------------------------------------------------------- agent
@@ -197,14 +138,7 @@ class HLCAgent(a2c_discrete.DiscreteA2CAgent):
 
     def env_step(self, actions):
         obs, rewards, dones, infos = super().env_step(actions)
-        terms = infos.get("reward_terms") if isinstance(infos, dict) else None
-        if terms:
-            for k, v in terms.items():
-                m = v.detach().float().mean()
-                self._term_sums[k] = self._term_sums[k] + m if k in self._term_sums else m
-            self._term_steps += 1
-        if isinstance(infos, dict) and "nonfinite_resets" in infos:
-            self._nonfinite_resets = int(infos["nonfinite_resets"])
+        record_step_stats(self, infos)
         return obs, rewards, dones, infos
 
     def get_full_state_weights(self) -> dict:

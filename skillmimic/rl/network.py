@@ -31,27 +31,48 @@ def _mlp(in_size: int, units: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class SkillMimicNetwork(NetworkBuilder.BaseNetwork):
-    """Returns ``(mu, log_std, value, rnn_states)`` as rl-games' log-std model expects."""
+class SeparateActorCritic(NetworkBuilder.BaseNetwork):
+    """Actor and critic MLPs of the same widths, no shared trunk, a linear value head, zero
+    biases. Subclasses add the policy head (Gaussian mu for skills, logits for the HLC)."""
 
-    def __init__(self, params: dict, actions_num: int, input_shape: tuple, value_size: int = 1, **_):
+    name = NETWORK_NAME
+    default_units = (1024, 512, 512)
+
+    def __init__(self, params: dict, input_shape: tuple, value_size: int = 1):
         super().__init__()
         if len(input_shape) != 1:
-            raise ValueError(f"{NETWORK_NAME} takes flat observations, got shape {tuple(input_shape)}")
-        units = list(params.get("units", [1024, 512, 512]))
+            raise ValueError(f"{self.name} takes flat observations, got shape {tuple(input_shape)}")
+        units = list(params.get("units", self.default_units))
         activation = params.get("activation", "relu")
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"{NETWORK_NAME}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(f"{self.name}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         n_in = int(input_shape[0])
         self.actor_mlp = _mlp(n_in, units, activation)
         self.critic_mlp = _mlp(n_in, units, activation)
-        self.mu = nn.Linear(units[-1], actions_num)
         self.value = nn.Linear(units[-1], value_size)
-        self.sigma = nn.Parameter(torch.full((actions_num,), float(params.get("log_std", -2.9))),
-                                  requires_grad=False)
+        self.out_features = units[-1]
+
+    def _zero_biases(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
+
+    def eval_critic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.value(self.critic_mlp(obs))
+
+    def is_separate_critic(self) -> bool:
+        return True
+
+
+class SkillMimicNetwork(SeparateActorCritic):
+    """Returns ``(mu, log_std, value, rnn_states)`` as rl-games' log-std model expects."""
+
+    def __init__(self, params: dict, actions_num: int, input_shape: tuple, value_size: int = 1, **_):
+        super().__init__(params, input_shape, value_size)
+        self.mu = nn.Linear(self.out_features, actions_num)
+        self.sigma = nn.Parameter(torch.full((actions_num,), float(params.get("log_std", -2.9))),
+                                  requires_grad=False)
+        self._zero_biases()
 
     def forward(self, obs_dict: dict):
         obs = obs_dict["obs"]
@@ -63,18 +84,19 @@ class SkillMimicNetwork(NetworkBuilder.BaseNetwork):
     def eval_actor(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mu(self.actor_mlp(obs))
 
-    def eval_critic(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value(self.critic_mlp(obs))
 
-    def is_separate_critic(self) -> bool:
-        return True
+def builder_for(network_cls: type) -> type:
+    """An rl-games ``NetworkBuilder`` class building ``network_cls`` from the ``network`` params."""
+
+    class Builder(NetworkBuilder):
+        def load(self, params: dict) -> None:
+            self.params = params
+
+        def build(self, name, **kwargs):
+            return network_cls(self.params, **kwargs)
+
+    Builder.__name__ = Builder.__qualname__ = f"{network_cls.__name__}Builder"
+    return Builder
 
 
-class SkillMimicBuilder(NetworkBuilder):
-    """rl-games network builder; ``params`` is the ``network`` section of the rl-games config."""
-
-    def load(self, params: dict) -> None:
-        self.params = params
-
-    def build(self, name, **kwargs) -> SkillMimicNetwork:
-        return SkillMimicNetwork(self.params, **kwargs)
+SkillMimicBuilder = builder_for(SkillMimicNetwork)

@@ -75,8 +75,9 @@ class SkillVecEnv(IVecEnv):
 
     def get_env_state(self) -> dict:
         state = {"generator": self.env.generator.get_state(), "nonfinite_resets": int(self.env.nonfinite_resets)}
-        if self.env.augment is not None:
-            state["augment"] = self.env.augment.state_dict()      # ATS scores and weights
+        augment = getattr(self.env, "augment", None)     # the HLC env has none
+        if augment is not None:
+            state["augment"] = augment.state_dict()      # ATS scores and weights
         return state
 
     def set_env_state(self, env_state: dict | None) -> None:
@@ -85,8 +86,9 @@ class SkillVecEnv(IVecEnv):
         if "generator" in env_state:
             self.env.generator.set_state(env_state["generator"].cpu())
         self.env.nonfinite_resets = int(env_state.get("nonfinite_resets", 0))
-        if self.env.augment is not None and env_state.get("augment"):
-            self.env.augment.load_state_dict(env_state["augment"])
+        augment = getattr(self.env, "augment", None)
+        if augment is not None and env_state.get("augment"):
+            augment.load_state_dict(env_state["augment"])
 
     def close(self) -> None:
         self.env.close()
