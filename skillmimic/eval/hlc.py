@@ -34,7 +34,7 @@ import torch
 
 from ..rl.checkpoint import CheckpointError, load_checkpoint
 from ..rl.config import Config, ConfigError, resolve_device, resolve_motion_path, resolve_path
-from .policy import run_config_of
+from .policy import CheckpointPolicy, run_config_of
 
 _COMPILED_PREFIX = "_orig_mod."
 _LOGITS = "a2c_network.logits.weight"
@@ -49,20 +49,11 @@ def is_hlc_checkpoint(path: str | Path) -> bool:
     return _LOGITS in _weights(load_checkpoint(Path(path).expanduser(), map_location="cpu"))
 
 
-class HLCPolicy:
+class HLCPolicy(CheckpointPolicy):
     """Deterministic HLC policy of a checkpoint: ``policy(obs) -> argmax action`` (long)."""
 
-    def __init__(self, model: torch.nn.Module, run_config: Optional[Config], path: Path, epoch: int,
-                 num_obs: int, num_actions: int):
-        self.model, self.run_config, self.path, self.epoch = model, run_config, path, epoch
-        self.num_obs, self.num_actions = num_obs, num_actions
-        self.device = next(model.parameters()).device
-
-    @torch.no_grad()
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        if obs.shape[-1] != self.num_obs:
-            raise ValueError(f"policy {self.path.name} takes {self.num_obs}-d observations, got {obs.shape[-1]}")
-        res = self.model({"is_train": False, "obs": obs.to(self.device, torch.float32), "prev_actions": None})
+    @staticmethod
+    def _act(res: dict) -> torch.Tensor:
         return res["logits"].argmax(dim=-1)
 
 

@@ -66,6 +66,11 @@ class CheckpointPolicy:
         if obs.shape[-1] != self.num_obs:
             raise ValueError(f"policy {self.path.name} takes {self.num_obs}-d observations, got {obs.shape[-1]}")
         res = self.model({"is_train": False, "obs": obs.to(self.device, torch.float32), "prev_actions": None})
+        return self._act(res)
+
+    @staticmethod
+    def _act(res: dict) -> torch.Tensor:
+        """The deterministic action from rl-games' model output: the clamped Gaussian mean."""
         return res["mus"].clamp(-1.0, 1.0)
 
 
