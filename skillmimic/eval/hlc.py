@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Optional
 import torch
 
 from ..rl.checkpoint import CheckpointError, load_checkpoint
-from ..rl.config import Config, ConfigError, resolve_device, resolve_motion_path, resolve_path
+from ..rl.config import ConfigError, resolve_device, resolve_motion_path, resolve_path
 from .policy import CheckpointPolicy, run_config_of
 
 _COMPILED_PREFIX = "_orig_mod."
