@@ -103,9 +103,10 @@ class ForwardKinematics:
         ], dim=-1)
         d = (rot[..., parents, :, :] @ local_w.unsqueeze(-1)).squeeze(-1)   # (..., nj, 3) world
         rel = pos - pos[..., :1, :]                                          # origins relative to root
-        ang = root_ang_vel.unsqueeze(-2) + ancestor @ d
+        joint_ang = ancestor @ d                                             # (..., nb, 3) sum of d over ancestors
+        ang = root_ang_vel.unsqueeze(-2) + joint_ang
         lin = (root_lin_vel.unsqueeze(-2) + torch.cross(root_ang_vel.unsqueeze(-2).expand_as(rel), rel, dim=-1)
-               + torch.cross(ancestor @ d, rel, dim=-1) - ancestor @ torch.cross(d, rel[..., 1:, :], dim=-1))
+               + torch.cross(joint_ang, rel, dim=-1) - ancestor @ torch.cross(d, rel[..., 1:, :], dim=-1))
         return BodyKinematics(pos, rot, lin, ang)
 
 
