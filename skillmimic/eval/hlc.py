@@ -19,10 +19,8 @@ length and mean episode return.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -34,19 +32,19 @@ import torch
 
 from ..rl.checkpoint import CheckpointError, load_checkpoint
 from ..rl.config import ConfigError, resolve_device, resolve_motion_path, resolve_path
-from .policy import CheckpointPolicy, run_config_of
+from .policy import CheckpointPolicy, _model_shapes, _rebuild_model, checkpoint_weights, run_config_of
 
-_COMPILED_PREFIX = "_orig_mod."
 _LOGITS = "a2c_network.logits.weight"
 
 
-def _weights(state: dict) -> dict:
-    return {k.removeprefix(_COMPILED_PREFIX): v for k, v in state["model"].items()}
+def is_hlc_state(state: dict) -> bool:
+    """Whether a loaded training checkpoint holds a categorical (HLC) policy."""
+    return _LOGITS in checkpoint_weights(state)
 
 
 def is_hlc_checkpoint(path: str | Path) -> bool:
     """Whether the training checkpoint at ``path`` holds a categorical (HLC) policy."""
-    return _LOGITS in _weights(load_checkpoint(Path(path).expanduser(), map_location="cpu"))
+    return is_hlc_state(load_checkpoint(Path(path).expanduser(), map_location="cpu"))
 
 
 class HLCPolicy(CheckpointPolicy):
@@ -57,35 +55,27 @@ class HLCPolicy(CheckpointPolicy):
         return res["logits"].argmax(dim=-1)
 
 
-def load_hlc_policy(path: str | Path, device: str | torch.device = "cpu") -> HLCPolicy:
-    """Rebuild the ``discrete_a2c`` model of an HLC checkpoint (eval mode, normaliser inside)."""
-    from rl_games.algos_torch import model_builder
-
+def load_hlc_policy(path: str | Path, device: str | torch.device = "cpu", state: Optional[dict] = None) -> HLCPolicy:
+    """Rebuild the ``discrete_a2c`` model of an HLC checkpoint (eval mode, normaliser inside);
+    ``state``: the checkpoint already loaded from ``path``."""
     from ..rl.hlc import HLC_MODEL_NAME, HLC_NETWORK_NAME, register_hlc
 
     path = Path(path).expanduser()
-    state = load_checkpoint(path, map_location="cpu")
-    weights = _weights(state)
+    if state is None:
+        state = load_checkpoint(path, map_location="cpu")
+    weights = checkpoint_weights(state)
     if _LOGITS not in weights:
         raise CheckpointError(f"checkpoint {path}: not an HLC policy (no {_LOGITS})")
-    layers = sorted((int(k.split(".")[2]), v) for k, v in weights.items()
-                    if k.startswith("a2c_network.actor_mlp.") and k.endswith(".weight"))
-    num_obs, num_actions = int(layers[0][1].shape[1]), int(weights[_LOGITS].shape[0])
+    try:
+        num_obs, num_actions, units = _model_shapes(weights, _LOGITS)
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint {path}: not an HLC policy ({e})") from None
     run_cfg = run_config_of(state)
     register_hlc()
     params = {"model": {"name": HLC_MODEL_NAME},
-              "network": {"name": HLC_NETWORK_NAME, "units": [int(w.shape[0]) for _, w in layers],
+              "network": {"name": HLC_NETWORK_NAME, "units": units,
                           "activation": run_cfg.train.network.activation if run_cfg is not None else "relu"}}
-    with contextlib.redirect_stdout(io.StringIO()):      # rl-games prints each RunningMeanStd it builds
-        model = model_builder.ModelBuilder().load(params).build({
-            "actions_num": num_actions, "input_shape": (num_obs,), "num_seqs": 1, "value_size": 1,
-            "normalize_input": any(k.startswith("running_mean_std.") for k in weights),
-            "normalize_value": any(k.startswith("value_mean_std.") for k in weights)})
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path}: weights do not fit the rebuilt HLC model: {e}") from e
-    model.to(device).eval()
+    model = _rebuild_model(path, weights, params, num_obs, num_actions, device, kind="HLC ")
     return HLCPolicy(model, run_cfg, path, int(state.get("epoch", -1)), num_obs, num_actions)
 
 
@@ -237,4 +227,4 @@ def evaluate_hlc_checkpoint(cfg, ckpt: Path, cli_overrides: Iterable[str] = ()):
 
 
 __all__ = ["HLCEvalReport", "HLCPolicy", "evaluate_hlc", "evaluate_hlc_checkpoint", "is_hlc_checkpoint",
-           "load_hlc_policy"]
+           "is_hlc_state", "load_hlc_policy"]

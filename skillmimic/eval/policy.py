@@ -38,14 +38,38 @@ def run_config_of(state: dict) -> Optional[Config]:
     return OmegaConf.to_object(merged)
 
 
-def _model_shapes(weights: dict) -> tuple[int, int, list[int]]:
-    """(obs size, action size, hidden units) read off the actor's weight matrices."""
+def checkpoint_weights(state: dict) -> dict:
+    """The model weights of a loaded checkpoint, with ``torch.compile``'s key prefix removed."""
+    return {k.removeprefix(_COMPILED_PREFIX): v for k, v in state["model"].items()}
+
+
+def _model_shapes(weights: dict, head: str = "a2c_network.mu.weight") -> tuple[int, int, list[int]]:
+    """(obs size, action size, hidden units) read off the actor's and the ``head``'s weight matrices."""
     layers = sorted((int(k.split(".")[2]), v) for k, v in weights.items()
                     if k.startswith("a2c_network.actor_mlp.") and k.endswith(".weight"))
-    mu = weights.get("a2c_network.mu.weight")
-    if not layers or mu is None:
-        raise KeyError("no a2c_network.actor_mlp.*.weight / a2c_network.mu.weight")
-    return int(layers[0][1].shape[1]), int(mu.shape[0]), [int(w.shape[0]) for _, w in layers]
+    out = weights.get(head)
+    if not layers or out is None:
+        raise KeyError(f"no a2c_network.actor_mlp.*.weight / {head}")
+    return int(layers[0][1].shape[1]), int(out.shape[0]), [int(w.shape[0]) for _, w in layers]
+
+
+def _rebuild_model(path: Path, weights: dict, params: dict, num_obs: int, num_actions: int,
+                   device: str | torch.device, kind: str = "") -> torch.nn.Module:
+    """The rl-games model of ``params`` (model + network names), with ``weights`` loaded,
+    in eval mode on ``device``; the normalisers are built where the weights have them."""
+    from rl_games.algos_torch import model_builder
+
+    with contextlib.redirect_stdout(io.StringIO()):      # rl-games prints each RunningMeanStd it builds
+        model = model_builder.ModelBuilder().load(params).build({
+            "actions_num": num_actions, "input_shape": (num_obs,), "num_seqs": 1, "value_size": 1,
+            "normalize_input": any(k.startswith("running_mean_std.") for k in weights),
+            "normalize_value": any(k.startswith("value_mean_std.") for k in weights),
+        })
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path}: weights do not fit the rebuilt {kind}model: {e}") from e
+    return model.to(device).eval()
 
 
 class CheckpointPolicy:
@@ -74,15 +98,15 @@ class CheckpointPolicy:
         return res["mus"].clamp(-1.0, 1.0)
 
 
-def load_policy(path: str | Path, device: str | torch.device = "cpu") -> CheckpointPolicy:
-    """Rebuild the rl-games model of checkpoint ``path`` (eval mode, on ``device``)."""
-    from rl_games.algos_torch import model_builder
-
+def load_policy(path: str | Path, device: str | torch.device = "cpu", state: Optional[dict] = None) -> CheckpointPolicy:
+    """Rebuild the rl-games model of checkpoint ``path`` (eval mode, on ``device``);
+    ``state``: the checkpoint already loaded from ``path``."""
     from ..rl.registry import MODEL_NAME, NETWORK_NAME, register
 
     path = Path(path).expanduser()
-    state = load_checkpoint(path, map_location="cpu")
-    weights = {k.removeprefix(_COMPILED_PREFIX): v for k, v in state["model"].items()}
+    if state is None:
+        state = load_checkpoint(path, map_location="cpu")
+    weights = checkpoint_weights(state)
     run_cfg = run_config_of(state)
     try:
         num_obs, num_actions, units = _model_shapes(weights)
@@ -97,18 +121,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> Checkpo
     register()
     params = {"model": {"name": MODEL_NAME},
               "network": {"name": NETWORK_NAME, "units": units, "activation": activation, "log_std": log_std}}
-    network = model_builder.ModelBuilder().load(params)
-    with contextlib.redirect_stdout(io.StringIO()):      # rl-games prints each RunningMeanStd it builds
-        model = network.build({
-            "actions_num": num_actions, "input_shape": (num_obs,), "num_seqs": 1, "value_size": 1,
-            "normalize_input": any(k.startswith("running_mean_std.") for k in weights),
-            "normalize_value": any(k.startswith("value_mean_std.") for k in weights),
-        })
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path}: weights do not fit the rebuilt model: {e}") from e
-    model.to(device).eval()
+    model = _rebuild_model(path, weights, params, num_obs, num_actions, device)
     return CheckpointPolicy(model, run_cfg, path, int(state.get("epoch", -1)), num_obs, num_actions)
 
 
@@ -151,4 +164,4 @@ def _default_config() -> Config:
         return OmegaConf.to_object(compose("config"))
 
 
-__all__ = ["CheckpointPolicy", "load_policy", "make_eval_env", "run_config_of"]
+__all__ = ["CheckpointPolicy", "checkpoint_weights", "load_policy", "make_eval_env", "run_config_of"]
