@@ -47,7 +47,7 @@ class SkillEnvConfig:
     seed: int | None = None
     # SkillMimic-V2's label rules: skills without the ball (0 getup, 10 run without ball) are
     # rewarded by the body term alone and start with the ball on the floor 1.5-5 m away; getup
-    # has no early termination (it starts on the floor).
+    # has no early termination (it starts on the floor). Read when the env is built.
     body_only_labels: tuple[int, ...] = (0, 10)
     no_termination_labels: tuple[int, ...] = (0,)
 
@@ -81,6 +81,10 @@ class SkillEnv:
         self.ref_delay = torch.zeros(n, dtype=torch.long, device=dev)     # reference held for these steps
         self.skill_labels = torch.zeros(n, dtype=torch.long, device=dev)
         self.prev_dof_vel = torch.zeros(n, self.num_actions, device=dev)
+        # Per-clip label rules, looked up by clip id on the hot path.
+        clip_labels = motion.clip_labels.to(dev)
+        self._clip_body_only = self._labels_in(clip_labels, cfg.body_only_labels)
+        self._clip_no_termination = self._labels_in(clip_labels, cfg.no_termination_labels)
         self.nonfinite_resets = 0
         self.augment = augment
         if augment is not None:
@@ -118,7 +122,7 @@ class SkillEnv:
 
         nonfinite = self.sim.nonfinite.clone()
         fell = state.joint.root_pos[:, 2] < self.cfg.termination_height
-        fell &= ~self._clip_label_in(self.cfg.no_termination_labels)
+        fell &= ~self._clip_no_termination[self.clip_ids]
         terminate = (fell & (self.progress > 1) & self.cfg.enable_early_termination) | nonfinite
         time_out = (self.progress >= self.segment_length - 1) & ~terminate
         done = terminate | time_out
@@ -183,13 +187,12 @@ class SkillEnv:
         self.ref_delay[env_ids] = 0
         self.skill_labels[env_ids] = self.motion.clip_labels.to(self.device)[clips]
 
-    def _clip_label_in(self, labels, env_ids=None) -> torch.Tensor:
-        ids = slice(None) if env_ids is None else env_ids
-        clip_labels = self.motion.clip_labels.to(self.device)[self.clip_ids[ids]]
-        return torch.isin(clip_labels, torch.tensor(list(labels), dtype=torch.long, device=self.device))
+    @staticmethod
+    def _labels_in(clip_labels: torch.Tensor, labels) -> torch.Tensor:
+        return torch.isin(clip_labels, torch.tensor(list(labels), dtype=torch.long, device=clip_labels.device))
 
     def _ball_away_for_body_only(self, env_ids: torch.Tensor, state) -> JointState:
-        away = self._clip_label_in(self.cfg.body_only_labels, env_ids)
+        away = self._clip_body_only[self.clip_ids[env_ids]]
         if not away.any():
             return state
         state = state.clone()
@@ -223,7 +226,7 @@ class SkillEnv:
                                    state.contact_forces[:, self._contact_bodies], state.ball_contact_force,
                                    ref.contact.to(self.device), self.cfg.reward)
         if self.cfg.body_only_labels:
-            body_only = self._clip_label_in(self.cfg.body_only_labels)
+            body_only = self._clip_body_only[self.clip_ids]
             terms["reward"] = torch.where(body_only, terms["r_b"], terms["reward"])
         return terms
 
