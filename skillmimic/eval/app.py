@@ -89,6 +89,8 @@ def default_out_dir(checkpoint: Path) -> Path:
 def evaluate_checkpoint(cfg, cli_overrides: Iterable[str] = ()) -> EvalOutputs:
     """Load ``cfg.checkpoint``, run :func:`~skillmimic.eval.runner.evaluate`, write
     ``eval.json`` and ``eval.png`` into the output folder, return the report and paths."""
+    from ..rl.checkpoint import load_checkpoint
+    from .hlc import evaluate_hlc_checkpoint, is_hlc_state, load_hlc_policy
     from .policy import load_policy, make_eval_env
 
     cfg = to_eval_config(cfg)
@@ -98,11 +100,10 @@ def evaluate_checkpoint(cfg, cli_overrides: Iterable[str] = ()) -> EvalOutputs:
     device = resolve_device(cfg.device)
     if hasattr(cfg, "torch_threads") and cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
-    from .hlc import evaluate_hlc_checkpoint, is_hlc_checkpoint
-
-    if is_hlc_checkpoint(ckpt):         # a high-level controller: task metrics (skillmimic/eval/hlc.py)
-        return evaluate_hlc_checkpoint(cfg, ckpt, cli_overrides)
-    policy = load_policy(ckpt, device=device)
+    state = load_checkpoint(ckpt, map_location="cpu")     # read once, for the dispatch and the policy
+    if is_hlc_state(state):             # a high-level controller: task metrics (skillmimic/eval/hlc.py)
+        return evaluate_hlc_checkpoint(cfg, ckpt, cli_overrides, load_hlc_policy(ckpt, device=device, state=state))
+    policy = load_policy(ckpt, device=device, state=state)
     used = []
     if cfg.use_run_config and policy.run_config is not None:
         keep = overridden_groups(cli_overrides)

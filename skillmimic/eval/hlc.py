@@ -176,15 +176,17 @@ def _copy_leaf(src, dst, path: list[str]) -> None:
     setattr(dst, path[-1], copy.deepcopy(getattr(src, path[-1])))
 
 
-def evaluate_hlc_checkpoint(cfg, ckpt: Path, cli_overrides: Iterable[str] = ()):
-    """``eval.py`` for an HLC checkpoint: env from the run config (CLI groups win), report files."""
+def evaluate_hlc_checkpoint(cfg, ckpt: Path, cli_overrides: Iterable[str] = (), policy: Optional[HLCPolicy] = None):
+    """``eval.py`` for an HLC checkpoint: env from the run config (CLI groups win), report files.
+    ``policy``: the checkpoint's policy already loaded on ``cfg.device``."""
     from envs.hlc import make_hlc_env
 
     from ..rl.hlc import hlc_env_config
     from .app import _GROUPS, EvalOutputs, default_out_dir
 
     device = resolve_device(cfg.device)
-    policy = load_hlc_policy(ckpt, device=device)
+    if policy is None:
+        policy = load_hlc_policy(ckpt, device=device)
     used = []
     run = policy.run_config
     if cfg.use_run_config and run is not None:
