@@ -65,16 +65,20 @@ class AdaptiveSampler:
         return m / m.sum(1, keepdim=True)
 
     # ------------------------------------------------------------------ record / update
-    def record(self, clip_ids: torch.Tensor, start_frames: torch.Tensor, mean_rewards: torch.Tensor) -> None:
-        """Episode ends: ``R[m, t0] <- (R[m, t0] + r) / 2`` (duplicates enter as their mean)."""
+    def record(self, clip_ids: torch.Tensor, start_frames: torch.Tensor, mean_rewards: torch.Tensor,
+               mask: torch.Tensor | None = None) -> None:
+        """Episode ends: ``R[m, t0] <- (R[m, t0] + r) / 2`` (duplicates enter as their mean).
+        ``mask``: only these rows ended (masked, not indexed: no host sync on an accelerator)."""
         col = start_frames.to(self.device).long() - self.min_frame
         m = clip_ids.to(self.device).long()
         keep = (col >= 0) & (col < self.scores.shape[1])
-        flat = (m * self.scores.shape[1] + col)[keep]
-        r = mean_rewards.to(self.device, torch.float64)[keep]
+        if mask is not None:
+            keep &= mask.to(self.device)
+        flat = torch.where(keep, m * self.scores.shape[1] + col, 0)
+        r = torch.where(keep, mean_rewards.to(self.device, torch.float64), 0.0)
         total = torch.zeros(self.scores.numel(), dtype=torch.float64, device=self.device).index_add_(0, flat, r)
         count = torch.zeros(self.scores.numel(), dtype=torch.long, device=self.device).index_add_(
-            0, flat, torch.ones_like(flat))
+            0, flat, keep.long())
         hit = count > 0
         s = self.scores.view(-1)
         s[:] = torch.where(hit, 0.5 * (s + total / count.clamp_min(1)), s)

@@ -334,9 +334,8 @@ class V2Augment:
         if self.ats is not None:
             self.ep_sum += torch.where(own, reward, 0.0)
             self.ep_count += own.to(self.ep_count.dtype)
-            ended = (done & (self.ep_count > 0)).nonzero().flatten()
-            if len(ended):
-                self.ats.record(self.ats_clip[ended], self.ats_frame[ended], self.ep_sum[ended] / self.ep_count[ended])
+            self.ats.record(self.ats_clip, self.ats_frame, self.ep_sum / self.ep_count.clamp_min(1.0),
+                            mask=done & (self.ep_count > 0))
             self.env_steps += 1
             if self.env_steps % self.interval == 0:
                 self.ats.update()
