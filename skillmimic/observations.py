@@ -37,12 +37,22 @@ def _apply(rot: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nij,nkj->nki", rot, flat).reshape(shape)
 
 
+def local_body_pos(inv: torch.Tensor, body_pos: torch.Tensor) -> torch.Tensor:
+    """(N, nbody - 1, 3) non-root body positions relative to the root, in the heading frame
+    ``inv`` (:func:`heading_rotation_inv`)."""
+    return _apply(inv, body_pos[:, 1:] - body_pos[:, :1])
+
+
+def local_ball_pos(inv: torch.Tensor, ball_pos: torch.Tensor, root_pos: torch.Tensor) -> torch.Tensor:
+    """(N, 3) ball position in the heading frame ``inv``: xy relative to the root, z absolute."""
+    return _apply(inv, torch.cat([ball_pos[:, :2] - root_pos[:, :2], ball_pos[:, 2:3]], -1))
+
+
 def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_forces, root_quat) -> torch.Tensor:
     """(N, 823) humanoid features; ``fingertip_forces`` (N, 10, 3) in the world frame."""
     n = body_pos.shape[0]
     inv = heading_rotation_inv(root_quat)
-    root = body_pos[:, :1]
-    local_pos = _apply(inv, body_pos[:, 1:] - root)
+    local_pos = local_body_pos(inv, body_pos)
     local_rot = matrix_to_tan_norm(inv[:, None] @ body_rot)
     return torch.cat([
         body_pos[:, 0, 2:3],
@@ -57,9 +67,8 @@ def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_force
 def ball_obs(ball_pos, ball_quat, ball_lin_vel, ball_ang_vel, root_pos, root_quat) -> torch.Tensor:
     """(N, 15) ball features in the humanoid's heading frame."""
     inv = heading_rotation_inv(root_quat)
-    rel = torch.cat([ball_pos[:, :2] - root_pos[:, :2], ball_pos[:, 2:3]], -1)
     return torch.cat([
-        _apply(inv, rel),
+        local_ball_pos(inv, ball_pos, root_pos),
         matrix_to_tan_norm(inv @ quat_to_matrix(ball_quat)),
         _apply(inv, ball_lin_vel),
         _apply(inv, ball_ang_vel),

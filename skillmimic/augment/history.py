@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..observations import NUM_SKILLS, heading_rotation_inv
+from ..observations import NUM_SKILLS, heading_rotation_inv, local_ball_pos, local_body_pos
 from ..rotations import hinge_xyz_to_expmap
 from .similarity import LOCOMOTION_LABELS
 
@@ -54,9 +54,8 @@ def history_features(body_pos: torch.Tensor, root_quat: torch.Tensor, dof_pos: t
     n = body_pos.shape[0]
     inv = heading_rotation_inv(root_quat)
     root = body_pos[:, 0]
-    local = torch.einsum("nij,nkj->nki", inv, body_pos[:, 1:] - root[:, None])
-    ball = torch.cat([ball_pos[:, :2] - root[:, :2], ball_pos[:, 2:3]], -1)
-    ball = torch.einsum("nij,nj->ni", inv, ball)
+    local = local_body_pos(inv, body_pos)
+    ball = local_ball_pos(inv, ball_pos, root)
     expmap = hinge_xyz_to_expmap(dof_pos.reshape(n, -1, 3)).reshape(n, -1)
     return torch.cat([root[:, 2:3], local.reshape(n, -1), expmap, ball], -1)
 
