@@ -50,15 +50,18 @@ class ShuffledPPODataset(datasets.PPODataset):
         return super()._get_item(idx)
 
 
-class SkillMimicAgent(a2c_continuous.A2CAgent):
+class RunManagement:
+    """Run management shared by the skill and the HLC agent, mixed in before an rl-games agent
+    class: the training loop, per-epoch logging, rollout statistics, signals, checkpoints and
+    resume. It uses only state that rl-games' common base (``A2CBase``) holds."""
+
+    #: ``algo.name`` of the agent, in error messages
+    algo_name = AGENT_NAME
+
     def __init__(self, base_name: str, params: dict):
         super().__init__(base_name, params)
         if self.is_rnn:
-            raise ValueError(f"the {AGENT_NAME} agent does not support recurrent networks")
-        if self.bounds_loss_coef is None:
-            self.bounds_loss_coef = 0.0
-        self.dataset = ShuffledPPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
-                                          self.ppo_device, self.seq_length)
+            raise ValueError(f"the {self.algo_name} agent does not support recurrent networks")
         self.checkpoint_name = self.config["name"]
         self.keep_checkpoint_every = int(self.config.get("keep_checkpoint_every", 0))
         self.run_config = self.config.get("run_config")     # resolved YAML of the run, kept in checkpoints
@@ -69,27 +72,25 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
         # per-epoch summaries of this process (benchmarks, tests); bounded for 50k-epoch runs
         self.epoch_history: deque[dict] = deque(maxlen=20000)
 
-    # ------------------------------------------------------------------ losses
-    def bound_loss(self, mu: torch.Tensor) -> torch.Tensor:
-        """Squared excess of mu beyond the action range [-1, 1], summed over actions."""
-        return (torch.clamp_min(mu - 1.0, 0.0) ** 2 + torch.clamp_max(mu + 1.0, 0.0) ** 2).sum(dim=-1)
-
-    def calc_losses(self, actor_loss_func, old_action_log_probs_batch, action_log_probs, advantage, curr_e_clip,
-                    value_preds_batch, values, return_batch, mu, entropy, rnn_masks):
-        a_loss = actor_loss_func(old_action_log_probs_batch, action_log_probs, advantage, self.ppo, curr_e_clip)
-        c_loss = common_losses.critic_loss(self.model, value_preds_batch, values, curr_e_clip, return_batch,
-                                           self.clip_value)
-        b_loss = self.bound_loss(mu)
-        (a_loss, c_loss, entropy, b_loss), sum_mask = torch_ext.apply_masks(
-            [a_loss.unsqueeze(1), c_loss, entropy.unsqueeze(1), b_loss.unsqueeze(1)], rnn_masks)
-        loss = a_loss + self.critic_coef * c_loss - self.entropy_coef * entropy + self.bounds_loss_coef * b_loss
-        return loss, a_loss, c_loss, entropy, b_loss, sum_mask
-
     # ------------------------------------------------------------------ rollout statistics
     def env_step(self, actions):
         obs, rewards, dones, infos = super().env_step(actions)
-        record_step_stats(self, infos)
+        self._record_step_stats(infos)
         return obs, rewards, dones, infos
+
+    def _record_step_stats(self, infos) -> None:
+        """Accumulate the env's per-term reward means (tensorboard, one scalar per term) and its
+        non-finite reset count."""
+        if not isinstance(infos, dict):
+            return
+        terms = infos.get("reward_terms")
+        if terms:
+            for k, v in terms.items():
+                m = v.detach().float().mean()
+                self._term_sums[k] = self._term_sums[k] + m if k in self._term_sums else m
+            self._term_steps += 1
+        if "nonfinite_resets" in infos:
+            self._nonfinite_resets = int(infos["nonfinite_resets"])
 
     def _pop_term_means(self) -> dict[str, float]:
         out = {k: (v / max(self._term_steps, 1)).item() for k, v in self._term_sums.items()}
@@ -223,11 +224,6 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
         state = super().get_full_state_weights()
         state["format"] = CHECKPOINT_FORMAT
         state["last_lr"] = float(self.last_lr)
-        state["entropy_coef"] = float(self.entropy_coef)
-        state["episode_stats"] = {name: {"mean": m.mean.detach().cpu().clone(), "size": int(m.current_size)}
-                                  for name, m in self._episode_meters().items()}
-        state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         if self.run_config is not None:
             state["run_config"] = self.run_config
         return state
@@ -237,24 +233,6 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
         if "last_lr" in weights:
             self.last_lr = float(weights["last_lr"])
             self.update_lr(self.last_lr)
-        if "entropy_coef" in weights:
-            self.entropy_coef = float(weights["entropy_coef"])
-        for name, meter in self._episode_meters().items():
-            s = weights.get("episode_stats", {}).get(name)
-            if s is not None:
-                meter.mean = s["mean"].to(meter.mean.device).clone()   # its shape follows the updates
-                meter.current_size = int(s["size"])
-        rng = weights.get("rng")
-        if rng:
-            torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
-            if rng.get("cuda") is not None and torch.cuda.is_available() \
-                    and len(rng["cuda"]) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(rng["cuda"])
-
-    def _episode_meters(self) -> dict:
-        return {"rewards": self.game_rewards, "shaped_rewards": self.game_shaped_rewards, "lengths": self.game_lengths}
 
     def save(self, fn) -> Path:
         """Atomic save of the full training state; ``fn`` gets ``.pth`` if it has no suffix."""
@@ -275,16 +253,60 @@ class SkillMimicAgent(a2c_continuous.A2CAgent):
         print(f"[{AGENT_NAME}] resumed from {os.fspath(fn)} at epoch {self.epoch_num}, frame {self.frame}", flush=True)
 
 
-def record_step_stats(agent, infos) -> None:
-    """Accumulate the env's per-term reward means (tensorboard, one scalar per term) and its
-    non-finite reset count; shared by the skill and the HLC agents."""
-    if not isinstance(infos, dict):
-        return
-    terms = infos.get("reward_terms")
-    if terms:
-        for k, v in terms.items():
-            m = v.detach().float().mean()
-            agent._term_sums[k] = agent._term_sums[k] + m if k in agent._term_sums else m
-        agent._term_steps += 1
-    if "nonfinite_resets" in infos:
-        agent._nonfinite_resets = int(infos["nonfinite_resets"])
+class SkillMimicAgent(RunManagement, a2c_continuous.A2CAgent):
+    """rl-games' continuous PPO with the original skill agent's losses, reshuffled minibatches
+    and the full training state (entropy coefficient, episode statistics, RNGs) in checkpoints."""
+
+    def __init__(self, base_name: str, params: dict):
+        super().__init__(base_name, params)
+        if self.bounds_loss_coef is None:
+            self.bounds_loss_coef = 0.0
+        self.dataset = ShuffledPPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
+                                          self.ppo_device, self.seq_length)
+
+    # ------------------------------------------------------------------ losses
+    def bound_loss(self, mu: torch.Tensor) -> torch.Tensor:
+        """Squared excess of mu beyond the action range [-1, 1], summed over actions."""
+        return (torch.clamp_min(mu - 1.0, 0.0) ** 2 + torch.clamp_max(mu + 1.0, 0.0) ** 2).sum(dim=-1)
+
+    def calc_losses(self, actor_loss_func, old_action_log_probs_batch, action_log_probs, advantage, curr_e_clip,
+                    value_preds_batch, values, return_batch, mu, entropy, rnn_masks):
+        a_loss = actor_loss_func(old_action_log_probs_batch, action_log_probs, advantage, self.ppo, curr_e_clip)
+        c_loss = common_losses.critic_loss(self.model, value_preds_batch, values, curr_e_clip, return_batch,
+                                           self.clip_value)
+        b_loss = self.bound_loss(mu)
+        (a_loss, c_loss, entropy, b_loss), sum_mask = torch_ext.apply_masks(
+            [a_loss.unsqueeze(1), c_loss, entropy.unsqueeze(1), b_loss.unsqueeze(1)], rnn_masks)
+        loss = a_loss + self.critic_coef * c_loss - self.entropy_coef * entropy + self.bounds_loss_coef * b_loss
+        return loss, a_loss, c_loss, entropy, b_loss, sum_mask
+
+    # ------------------------------------------------------------------ checkpoints
+    def get_full_state_weights(self) -> dict:
+        state = super().get_full_state_weights()
+        state["entropy_coef"] = float(self.entropy_coef)
+        state["episode_stats"] = {name: {"mean": m.mean.detach().cpu().clone(), "size": int(m.current_size)}
+                                  for name, m in self._episode_meters().items()}
+        state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        return state
+
+    def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
+        super().set_full_state_weights(weights, set_epoch=set_epoch)
+        if "entropy_coef" in weights:
+            self.entropy_coef = float(weights["entropy_coef"])
+        for name, meter in self._episode_meters().items():
+            s = weights.get("episode_stats", {}).get(name)
+            if s is not None:
+                meter.mean = s["mean"].to(meter.mean.device).clone()   # its shape follows the updates
+                meter.current_size = int(s["size"])
+        rng = weights.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+            if rng.get("cuda") is not None and torch.cuda.is_available() \
+                    and len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def _episode_meters(self) -> dict:
+        return {"rewards": self.game_rewards, "shaped_rewards": self.game_shaped_rewards, "lengths": self.game_lengths}

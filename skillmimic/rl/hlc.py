@@ -11,8 +11,8 @@ What differs from skill training, and why:
   management -- its training loop, per-epoch console line and tensorboard reward terms,
   atomic ``nn/<experiment>.pth`` checkpoints carrying the run config (eval rebuilds the env
   from it), resume, SIGINT/SIGTERM handling. Those methods only use state that rl-games'
-  common base holds, so they are taken from :class:`~.agent.SkillMimicAgent` as they are;
-  the skill agent itself cannot be subclassed because its continuous base reads Box bounds.
+  common base holds, so both agents mix in :class:`~.agent.RunManagement`; the skill agent
+  itself cannot be subclassed because its continuous base reads Box bounds.
   Minibatches are reshuffled every mini-epoch.
 * **Loss**: rl-games' discrete loss is ``actor + 0.5 * critic_coef * critic``; the original
   HLC agent's is ``actor + critic_coef * critic``, so rl-games gets twice the configured
@@ -22,7 +22,6 @@ What differs from skill training, and why:
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ from torch import nn
 from envs.hlc import HLCEnv, HLCEnvConfig, LLCCheckpointError, load_llc, make_hlc_env
 from skillmimic.assets.mjcf import SceneConfig
 
-from .agent import CHECKPOINT_FORMAT, SkillMimicAgent, record_step_stats
+from .agent import RunManagement
 from .network import SeparateActorCritic, builder_for
 from .vecenv import SkillVecEnv
 from .config import Config, ConfigError, TaskConfig, resolve_path
@@ -102,58 +101,20 @@ HLCBuilder = builder_for(HLCNetwork)
 
 
 # --------------------------------------------------------------------------- agent
-class HLCAgent(a2c_discrete.DiscreteA2CAgent):
+class HLCAgent(RunManagement, a2c_discrete.DiscreteA2CAgent):
     """rl-games' discrete PPO with the skill agent's run management (module docstring)."""
 
-    # run management shared with the skill agent (uses only rl-games' common base state)
-    train = SkillMimicAgent.train
-    _log_epoch = SkillMimicAgent._log_epoch
-    _pop_term_means = SkillMimicAgent._pop_term_means
-    _install_signal_handlers = SkillMimicAgent._install_signal_handlers
-    _restore_signal_handlers = staticmethod(SkillMimicAgent._restore_signal_handlers)
-    _episode_meters = SkillMimicAgent._episode_meters
-    checkpoint_path = SkillMimicAgent.checkpoint_path
-    save = SkillMimicAgent.save
-    restore = SkillMimicAgent.restore
+    algo_name = HLC_AGENT_NAME
 
     def __init__(self, base_name: str, params: dict):
         super().__init__(base_name, params)
-        if self.is_rnn:
-            raise ValueError(f"the {HLC_AGENT_NAME} agent does not support recurrent networks")
         self.dataset = datasets.PPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
                                            self.ppo_device, self.seq_length, permute=True)
-        self.checkpoint_name = self.config["name"]
-        self.keep_checkpoint_every = int(self.config.get("keep_checkpoint_every", 0))
-        self.run_config = self.config.get("run_config")
-        self._term_sums: dict[str, torch.Tensor] = {}
-        self._term_steps = 0
-        self._nonfinite_resets = 0
-        self._stop_signal: int | None = None
-        self.epoch_history: deque[dict] = deque(maxlen=20000)
 
     def train_epoch(self):
         """rl-games' discrete epoch, returned in the continuous agent's layout (no bound losses)."""
         out = super().train_epoch()
         return (*out[:6], [], *out[6:])
-
-    def env_step(self, actions):
-        obs, rewards, dones, infos = super().env_step(actions)
-        record_step_stats(self, infos)
-        return obs, rewards, dones, infos
-
-    def get_full_state_weights(self) -> dict:
-        state = super().get_full_state_weights()
-        state["format"] = CHECKPOINT_FORMAT
-        state["last_lr"] = float(self.last_lr)
-        if self.run_config is not None:
-            state["run_config"] = self.run_config
-        return state
-
-    def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
-        super().set_full_state_weights(weights, set_epoch=set_epoch)
-        if "last_lr" in weights:
-            self.last_lr = float(weights["last_lr"])
-            self.update_lr(self.last_lr)
 
 
 # --------------------------------------------------------------------------- wiring
