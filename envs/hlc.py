@@ -483,7 +483,7 @@ class HLCEnv:
     def labels(self, actions: torch.Tensor) -> torch.Tensor:
         """Skill label of each high-level action."""
         actions = actions.to(self.device).long().reshape(self.num_envs)
-        if (actions < 0).any() or (actions >= self.num_actions).any():
+        if ((actions < 0) | (actions >= self.num_actions)).any():      # one host sync per HLC step, not two
             raise ValueError(f"HLC actions must be in [0, {self.num_actions}), got {actions.tolist()}")
         return self.control_mapping[actions]
 
