@@ -132,7 +132,8 @@ class Simulator(ABC):
 
     @abstractmethod
     def _read(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(qpos (N, nq), qvel (N, nv), sensordata (N, nsensordata)) of all worlds."""
+        """(qpos (N, nq), qvel (N, nv), sensordata (N, nsensordata)) of all worlds; may be
+        views of engine memory (:meth:`_refresh` copies them before building ``state``)."""
 
     def _write_mocap(self, ids: torch.Tensor, pos: torch.Tensor, quat: torch.Tensor) -> None:
         """Place the mocap body (the hoop) of worlds ``ids``; float64 (n, 3) and (n, 4)."""
@@ -238,6 +239,7 @@ class Simulator(ABC):
         rest_q[0, self.layout.root_q.start + 3] = 1.0
         rest_q[0, self.layout.ball_q.start + 3] = 1.0
         rows = bad[:, None]
+        # The selects also copy: qpos/qvel/sens may alias engine memory the next step overwrites.
         qpos = torch.where(rows, rest_q, qpos)
         qvel = torch.where(rows, torch.zeros_like(qvel), qvel)
         sens = torch.where(rows, torch.zeros_like(sens), sens)

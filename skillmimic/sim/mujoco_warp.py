@@ -355,8 +355,9 @@ class MujocoWarpSimulator(Simulator):
         return self._bad_t != 0
 
     def _read(self):
-        # Snapshots: the views alias memory the next step overwrites, and callers keep states.
-        return self._qpos.clone(), self._qvel.clone(), self._sens_t.clone()
+        # The views alias memory the next step overwrites; the base class's masked select
+        # copies them before any state is kept, so no snapshot is taken here.
+        return self._qpos, self._qvel, self._sens_t
 
     def close(self):
         if self._closed:
