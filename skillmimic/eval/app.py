@@ -51,11 +51,16 @@ def register_eval_config() -> None:
     ConfigStore.instance().store(name="skillmimic_eval_config", node=EvalConfig)
 
 
+def override_key(override: str) -> str:
+    """The dotted key of a hydra command-line override (``+a.b=1`` -> ``a.b``)."""
+    return override.split("=", 1)[0].lstrip("+~").strip()
+
+
 def overridden_groups(overrides: Iterable[str]) -> set[str]:
     """Which of task/sim/motion a list of hydra command-line overrides touches."""
     out = set()
     for ov in overrides:
-        key = ov.split("=", 1)[0].lstrip("+~").strip()
+        key = override_key(ov)
         for g in _GROUPS:
             if key == g or key.startswith(g + "."):
                 out.add(g)

@@ -182,7 +182,7 @@ def evaluate_hlc_checkpoint(cfg, ckpt: Path, cli_overrides: Iterable[str] = (), 
     from envs.hlc import make_hlc_env
 
     from ..rl.hlc import hlc_env_config
-    from .app import _GROUPS, EvalOutputs, default_out_dir
+    from .app import _GROUPS, EvalOutputs, default_out_dir, override_key
 
     device = resolve_device(cfg.device)
     if policy is None:
@@ -191,13 +191,13 @@ def evaluate_hlc_checkpoint(cfg, ckpt: Path, cli_overrides: Iterable[str] = (), 
     run = policy.run_config
     if cfg.use_run_config and run is not None:
         cli_overrides = list(cli_overrides)
-        selected = {ov.split("=", 1)[0].lstrip("+~").strip() for ov in cli_overrides} & set(_GROUPS)
+        selected = {override_key(ov) for ov in cli_overrides} & set(_GROUPS)
         for g in _GROUPS:
             if g in selected:                 # task=hlc_layup etc.: the composed group as given
                 continue
             group = copy.deepcopy(getattr(run, g))
             for ov in cli_overrides:          # task.episode_length=300 etc. apply on top of the run's group
-                path = ov.split("=", 1)[0].lstrip("+~").strip().split(".")
+                path = override_key(ov).split(".")
                 if path[0] == g and len(path) > 1:
                     _copy_leaf(getattr(cfg, g), group, path[1:])
             setattr(cfg, g, group)
