@@ -12,7 +12,7 @@ frame exactly; fractional times interpolate between the floor and ceil frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -30,8 +30,7 @@ from .reference import ClipReference, convert_clip, sign_smooth
 _LINEAR = ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "ball_pos",
            "ball_lin_vel", "ball_ang_vel", "body_pos", "body_lin_vel", "body_ang_vel")
 _SLERP = ("root_quat", "ball_quat", "body_quat")
-_STATE_FIELDS = ("root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel",
-                 "ball_pos", "ball_quat", "ball_lin_vel", "ball_ang_vel")
+_STATE_FIELDS = tuple(f.name for f in fields(JointState))
 
 # Frames per FK call at load: bounds peak memory (float64 rotation matrices) on big sets.
 _FK_CHUNK = 8192
