@@ -113,6 +113,9 @@ def test_hlc_resume_continues_the_run(hlc_runs):
     first = hlc_runs["heading"]
     saved = load_checkpoint(first.checkpoint)
     llc = saved["run_config"].split("llc_checkpoint: ")[1].split("\n")[0]
+    # the full training state travels with an HLC checkpoint too (as with skill checkpoints)
+    assert {"entropy_coef", "episode_stats", "rng", "last_lr", "optimizer"} <= set(saved)
+    assert saved["episode_stats"]["lengths"]["size"] > 0
     res = train(compose(hlc_overrides("heading", llc, first.run_dir.parent.parent, max_epochs=4,
                                       resume=str(first.checkpoint))))
     assert res.run_dir == first.run_dir and res.epoch == 4

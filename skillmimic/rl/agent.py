@@ -53,7 +53,8 @@ class ShuffledPPODataset(datasets.PPODataset):
 class RunManagement:
     """Run management shared by the skill and the HLC agent, mixed in before an rl-games agent
     class: the training loop, per-epoch logging, rollout statistics, signals, checkpoints and
-    resume. It uses only state that rl-games' common base (``A2CBase``) holds."""
+    resume with the full training state (learning rate, entropy coefficient, episode
+    statistics, RNGs). It uses only state that rl-games' common base (``A2CBase``) holds."""
 
     #: ``algo.name`` of the agent, in error messages
     algo_name = AGENT_NAME
@@ -224,6 +225,11 @@ class RunManagement:
         state = super().get_full_state_weights()
         state["format"] = CHECKPOINT_FORMAT
         state["last_lr"] = float(self.last_lr)
+        state["entropy_coef"] = float(self.entropy_coef)
+        state["episode_stats"] = {name: {"mean": m.mean.detach().cpu().clone(), "size": int(m.current_size)}
+                                  for name, m in self._episode_meters().items()}
+        state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         if self.run_config is not None:
             state["run_config"] = self.run_config
         return state
@@ -233,6 +239,24 @@ class RunManagement:
         if "last_lr" in weights:
             self.last_lr = float(weights["last_lr"])
             self.update_lr(self.last_lr)
+        if "entropy_coef" in weights:
+            self.entropy_coef = float(weights["entropy_coef"])
+        for name, meter in self._episode_meters().items():
+            s = weights.get("episode_stats", {}).get(name)
+            if s is not None:
+                meter.mean = s["mean"].to(meter.mean.device).clone()   # its shape follows the updates
+                meter.current_size = int(s["size"])
+        rng = weights.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+            if rng.get("cuda") is not None and torch.cuda.is_available() \
+                    and len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def _episode_meters(self) -> dict:
+        return {"rewards": self.game_rewards, "shaped_rewards": self.game_shaped_rewards, "lengths": self.game_lengths}
 
     def save(self, fn) -> Path:
         """Atomic save of the full training state; ``fn`` gets ``.pth`` if it has no suffix."""
@@ -254,8 +278,7 @@ class RunManagement:
 
 
 class SkillMimicAgent(RunManagement, a2c_continuous.A2CAgent):
-    """rl-games' continuous PPO with the original skill agent's losses, reshuffled minibatches
-    and the full training state (entropy coefficient, episode statistics, RNGs) in checkpoints."""
+    """rl-games' continuous PPO with the original skill agent's losses and reshuffled minibatches."""
 
     def __init__(self, base_name: str, params: dict):
         super().__init__(base_name, params)
@@ -281,32 +304,3 @@ class SkillMimicAgent(RunManagement, a2c_continuous.A2CAgent):
         return loss, a_loss, c_loss, entropy, b_loss, sum_mask
 
     # ------------------------------------------------------------------ checkpoints
-    def get_full_state_weights(self) -> dict:
-        state = super().get_full_state_weights()
-        state["entropy_coef"] = float(self.entropy_coef)
-        state["episode_stats"] = {name: {"mean": m.mean.detach().cpu().clone(), "size": int(m.current_size)}
-                                  for name, m in self._episode_meters().items()}
-        state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-        return state
-
-    def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
-        super().set_full_state_weights(weights, set_epoch=set_epoch)
-        if "entropy_coef" in weights:
-            self.entropy_coef = float(weights["entropy_coef"])
-        for name, meter in self._episode_meters().items():
-            s = weights.get("episode_stats", {}).get(name)
-            if s is not None:
-                meter.mean = s["mean"].to(meter.mean.device).clone()   # its shape follows the updates
-                meter.current_size = int(s["size"])
-        rng = weights.get("rng")
-        if rng:
-            torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
-            if rng.get("cuda") is not None and torch.cuda.is_available() \
-                    and len(rng["cuda"]) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(rng["cuda"])
-
-    def _episode_meters(self) -> dict:
-        return {"rewards": self.game_rewards, "shaped_rewards": self.game_shaped_rewards, "lengths": self.game_lengths}
