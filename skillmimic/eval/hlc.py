@@ -33,6 +33,7 @@ import torch
 from ..rl.checkpoint import CheckpointError, load_checkpoint
 from ..rl.config import ConfigError, resolve_device, resolve_motion_path, resolve_path
 from .policy import CheckpointPolicy, _model_shapes, _rebuild_model, checkpoint_weights, run_config_of
+from .runner import save_figure
 
 _LOGITS = "a2c_network.logits.weight"
 
@@ -125,12 +126,7 @@ class HLCEvalReport:
         ax.set_ylabel("episodes")
         ax.set_title(f"{self.task}: " + ", ".join(f"{k} {v:.3g}" for k, v in list(self.metrics.items())[:2]),
                      fontsize=9)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def evaluate_hlc(env, policy: Callable[[torch.Tensor], torch.Tensor], rounds: int = 1, progress: bool = False,

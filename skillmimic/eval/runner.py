@@ -216,15 +216,22 @@ class EvalReport:
             ax.legend(handles, labels, fontsize=8, loc="upper right")
         if not rows:
             ax.text(0.5, 0.5, "no scenario has a success criterion", ha="center", transform=ax.transAxes)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- helpers
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def clip_peak_ball_height(motion) -> torch.Tensor:
     """(num_clips,) highest ball z over each clip's valid frames (the shot criterion's target)."""
     clip_of_frame = torch.repeat_interleave(torch.arange(motion.num_clips, device=motion.device),
