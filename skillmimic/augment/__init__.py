@@ -18,7 +18,8 @@ import importlib
 _EXPORTS = {
     "AdaptiveSampler": "ats",
     "V2Augment": "env_hook", "V2Config": "env_hook", "ResetPlan": "env_hook", "align_state": "env_hook",
-    "FrozenHistoryEncoder": "history", "HistoryBuffer": "history", "HistoryEncoder": "history",
+    "FrozenHistoryEncoder": "history", "HistoryBuffer": "history", "HistoryCheckpointError": "history",
+    "HistoryEncoder": "history",
     "history_features": "history",
     "FrameFeatures": "similarity", "SimilarityWeights": "similarity", "masked_steps": "similarity",
     "similarity": "similarity", "similarity_cost": "similarity",

@@ -37,6 +37,7 @@ from torch import nn
 
 from ..observations import NUM_SKILLS, heading_rotation_inv, local_ball_pos, local_body_pos
 from ..rotations import hinge_xyz_to_expmap
+from ..safe_load import load_torch_file
 from .similarity import LOCOMOTION_LABELS
 
 FORMAT = "skillmimic-history-encoder"
@@ -222,6 +223,10 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------- frozen use
+class HistoryCheckpointError(ValueError):
+    """A history-encoder checkpoint cannot be used; the message names the file and why."""
+
+
 class FrozenHistoryEncoder(nn.Module):
     """Pretrained encoder, frozen, with its feature normalisation."""
 
@@ -239,7 +244,19 @@ class FrozenHistoryEncoder(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "FrozenHistoryEncoder":
-        return cls(torch.load(path, map_location="cpu", weights_only=True)).to(device)
+        """Load a :func:`save_checkpoint` file (``weights_only=True``: no code from it runs), or
+        raise :class:`HistoryCheckpointError` naming the file."""
+        what = "history encoder checkpoint"
+        ckpt = load_torch_file(path, what, HistoryCheckpointError)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+            got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+            raise HistoryCheckpointError(f"{what} {path}: not a history-encoder checkpoint (format {got!r}, "
+                                         f"expected {FORMAT!r}); make one with python -m skillmimic.augment.history "
+                                         f"pretrain MOTION_DIR --out X.pt")
+        try:
+            return cls(ckpt).to(device)
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise HistoryCheckpointError(f"{what} {path}: does not fit the encoder ({type(e).__name__}: {e})") from None
 
     def train(self, mode: bool = True):   # stays in eval mode: it is frozen
         return super().train(False)

@@ -15,6 +15,7 @@ from typing import Iterable, Union
 
 import torch
 
+from ..safe_load import load_torch_file
 from . import columns as C
 
 PathLike = Union[str, os.PathLike]
@@ -57,14 +58,7 @@ def load_clip(path: PathLike) -> torch.Tensor:
     if not path.is_file():
         problem = "is not a file" if path.exists() else "file does not exist"
         raise MotionFileError(f"motion clip {path}: {problem}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/truncated/foreign files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MotionFileError(
-            f"motion clip {path}: not loadable as a torch tensor file "
-            f"(corrupt, truncated or not a torch.save file): {type(exc).__name__}: {reason[:200]}"
-        ) from exc
+    data = load_torch_file(path, "motion clip", MotionFileError)
     if not isinstance(data, torch.Tensor):
         raise MotionFileError(
             f"motion clip {path}: not a tensor: the file holds a {type(data).__name__}, "

@@ -35,7 +35,36 @@ from rl_games.common import common_losses, datasets
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 
 AGENT_NAME = "skillmimic"
-CHECKPOINT_FORMAT = 1
+#: 2: RNG states as tensors, every value loadable with ``torch.load(weights_only=True)``
+CHECKPOINT_FORMAT = 2
+
+
+def rng_state() -> dict:
+    """torch/numpy/Python RNG states as tensors and numbers (no pickled objects)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                       "gauss_next": gauss_next},
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(rng: dict) -> None:
+    """Inverse of :func:`rng_state`; also reads format-1 (pickled numpy/Python) states."""
+    torch.set_rng_state(rng["torch"])
+    npst = rng["numpy"]
+    if isinstance(npst, dict):
+        npst = (npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                npst["cached_gaussian"])
+    np.random.set_state(npst)
+    pyst = rng["python"]
+    if isinstance(pyst, dict):
+        pyst = (pyst["version"], tuple(int(x) for x in pyst["internal"].tolist()), pyst["gauss_next"])
+    random.setstate(pyst)
+    if rng.get("cuda") is not None and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 class ShuffledPPODataset(datasets.PPODataset):
@@ -228,8 +257,8 @@ class RunManagement:
         state["entropy_coef"] = float(self.entropy_coef)
         state["episode_stats"] = {name: {"mean": m.mean.detach().cpu().clone(), "size": int(m.current_size)}
                                   for name, m in self._episode_meters().items()}
-        state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        state["rng"] = rng_state()
+        state["last_mean_rewards"] = float(state.get("last_mean_rewards", -1e9))   # may be a numpy scalar
         if self.run_config is not None:
             state["run_config"] = self.run_config
         return state
@@ -248,12 +277,7 @@ class RunManagement:
                 meter.current_size = int(s["size"])
         rng = weights.get("rng")
         if rng:
-            torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
-            if rng.get("cuda") is not None and torch.cuda.is_available() \
-                    and len(rng["cuda"]) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(rng["cuda"])
+            set_rng_state(rng)
 
     def _episode_meters(self) -> dict:
         return {"rewards": self.game_rewards, "shaped_rewards": self.game_shaped_rewards, "lengths": self.game_lengths}

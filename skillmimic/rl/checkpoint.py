@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from ..safe_load import load_torch_file
+
 #: keys every training checkpoint has (rl-games' full state plus ours)
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "frame")
 
@@ -55,23 +57,11 @@ def atomic_save(state: dict, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load a training checkpoint or raise :class:`CheckpointError` saying what is wrong."""
+    """Load a training checkpoint (``weights_only=True``: no code from the file runs) or raise
+    :class:`CheckpointError` saying what is wrong. Legacy pickled checkpoints: see
+    :mod:`skillmimic.safe_load` (``SKILLMIMIC_TRUST_LEGACY_CHECKPOINTS=1``)."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path}: file does not exist")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: not a file")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"checkpoint {path}: file is empty (0 bytes)")
-    try:
-        # weights_only=False: the checkpoint holds numpy RNG state and plain Python objects
-        # written by this library; only load checkpoints you trust.
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # torch raises RuntimeError/EOFError/UnpicklingError/... on bad bytes
-        raise CheckpointError(
-            f"checkpoint {path}: cannot be read ({size} bytes) -- truncated or corrupt? "
-            f"({type(e).__name__}: {e})") from e
+    state = load_torch_file(path, "checkpoint", CheckpointError, map_location=map_location, allow_legacy=True)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict of training state, got {type(state).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in state]
