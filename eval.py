@@ -1,6 +1,6 @@
 """Evaluate a trained SkillMimic skill policy (hydra; the same config tree as ``train.py``).
 
-    python eval.py checkpoint=outputs/skill/<run>/nn/skill.pth
+    python eval.py checkpoint=outputs/skill/20250101-120000/nn/skill.pth
     python eval.py checkpoint=... eval.rounds=3 eval.episode_length=300 num_envs=8
     python eval.py checkpoint=... motion=ballplay eval.skills=[11,12,13,31]
     python eval.py checkpoint=... 'eval.transitions=["11->13","13->31"]' eval.robustness=true
@@ -16,12 +16,11 @@ A high-level controller checkpoint (``task=hlc_*``) is evaluated on its task met
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from skillmimic.eval.app import register_eval_config
+from skillmimic.cli import check_argv, run_guarded
+from skillmimic.eval.app import EvalConfig, register_eval_config
 from skillmimic.rl.config import register_configs
 
 register_configs()
@@ -33,18 +32,12 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from skillmimic.eval.app import evaluate_checkpoint
-    from skillmimic.motion import MotionFileError
-    from skillmimic.rl.checkpoint import CheckpointError
-    from skillmimic.rl.config import ConfigError
 
-    try:
-        out = evaluate_checkpoint(cfg, HydraConfig.get().overrides.task)
-    except (ConfigError, CheckpointError, MotionFileError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    out = run_guarded(evaluate_checkpoint, cfg, HydraConfig.get().overrides.task, extra_errors=(ValueError,))
     print(out.report.table())
     print(f"[skillmimic] wrote {out.json_path} and {out.plot_path}", flush=True)
 
 
 if __name__ == "__main__":
+    check_argv(EvalConfig)
     main()

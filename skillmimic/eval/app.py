@@ -22,7 +22,7 @@ from typing import Iterable, Optional
 import torch
 from omegaconf import OmegaConf
 
-from ..rl.config import Config, ConfigError, resolve_device, resolve_motion_path
+from ..rl.config import Config, ConfigError, override_key, resolve_device, resolve_motion_path
 from .runner import EvalReport, EvalSettings, evaluate
 
 _GROUPS = ("task", "sim", "motion")
@@ -49,11 +49,6 @@ def register_eval_config() -> None:
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="skillmimic_eval_config", node=EvalConfig)
-
-
-def override_key(override: str) -> str:
-    """The dotted key of a hydra command-line override (``+a.b=1`` -> ``a.b``)."""
-    return override.split("=", 1)[0].lstrip("+~").strip()
 
 
 def overridden_groups(overrides: Iterable[str]) -> set[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import time
 from collections import deque
 from pathlib import Path
 
@@ -37,6 +38,16 @@ from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 AGENT_NAME = "skillmimic"
 #: 2: RNG states as tensors, every value loadable with ``torch.load(weights_only=True)``
 CHECKPOINT_FORMAT = 2
+
+
+def format_duration(seconds: float) -> str:
+    """``75.3`` -> ``1m15s``, ``3725`` -> ``1h02m``: short enough for a progress line."""
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def rng_state() -> dict:
@@ -138,6 +149,7 @@ class RunManagement:
                   f"nothing to do (raise max_epochs to continue)")
             return self.last_mean_rewards, self.epoch_num
         old_handlers = self._install_signal_handlers()
+        self._wall_start, self._epoch_start = time.perf_counter(), self.epoch_num   # for elapsed / ETA
         total_time = 0.0
         epoch_num = self.epoch_num
         if self.multi_gpu:
@@ -195,7 +207,12 @@ class RunManagement:
             w.add_scalar(f"reward_terms/{k}", v, frame)
         w.add_scalar("env/nonfinite_resets", self._nonfinite_resets, frame)
 
+        elapsed = time.perf_counter() - getattr(self, "_wall_start", time.perf_counter())
+        done = epoch_num - getattr(self, "_epoch_start", epoch_num - 1)
+        eta = (f"  eta {format_duration(elapsed / max(done, 1) * (self.max_epochs - epoch_num))}"
+               if self.max_epochs != -1 else "")
         line = [f"epoch {epoch_num}" + (f"/{self.max_epochs}" if self.max_epochs != -1 else ""),
+                f"elapsed {format_duration(elapsed)}{eta}",
                 f"frames {frame}", f"fps {curr_frames / max(sum_time, 1e-9):.0f} "
                                    f"(env {curr_frames / max(step_time, 1e-9):.0f})"]
         if "reward" in terms:
@@ -209,7 +226,8 @@ class RunManagement:
             w.add_scalar("rewards/time", mean_rewards[0], total_time)
             w.add_scalar("episode_lengths/step", mean_lengths, frame)
             w.add_scalar("episode_lengths/iter", mean_lengths, epoch_num)
-            line.append(f"episode reward {float(mean_rewards[0]):.3f} length {float(mean_lengths):.1f}")
+            line.append(f"episode reward (mean of last {self.games_to_track}) {float(mean_rewards[0]):.3f} "
+                        f"length {float(mean_lengths):.1f}")
         self.epoch_history.append({
             "epoch": epoch_num, "frame": frame, "fps": curr_frames / max(sum_time, 1e-9),
             "reward_per_step": terms.get("reward"), "reward_terms": terms,
@@ -291,13 +309,18 @@ class RunManagement:
         self.writer.flush()              # the logs of every epoch a checkpoint covers are on disk too
         return path
 
-    def restore(self, fn, set_epoch: bool = True) -> None:
-        state = load_checkpoint(fn, map_location="cpu")
+    def restore(self, fn, set_epoch: bool = True, state: dict | None = None) -> None:
+        """Continue from checkpoint ``fn`` (``state``: its contents, already loaded)."""
+        if state is None:
+            state = load_checkpoint(fn, map_location="cpu")
         try:
             self.set_full_state_weights(state, set_epoch=set_epoch)
         except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {fn}: does not fit this model/config "
-                                  f"(network size, observation or action size changed?): {e}") from e
+            detail = [ln.strip() for ln in str(e).splitlines() if ln.strip()]   # torch lists every tensor
+            first = detail[1] if len(detail) > 1 else (detail[0] if detail else type(e).__name__)
+            more = f" (and {len(detail) - 2} more)" if len(detail) > 2 else ""
+            raise CheckpointError(f"checkpoint {fn}: does not fit this model/config (network size, observation or "
+                                  f"action size changed?): {first[:300]}{more}") from None
         print(f"[{AGENT_NAME}] resumed from {os.fspath(fn)} at epoch {self.epoch_num}, frame {self.frame}", flush=True)
 
 

@@ -183,6 +183,52 @@ def register_configs() -> None:
 
 
 # --------------------------------------------------------------------------- validation
+def override_key(override: str) -> str:
+    """The dotted key of a hydra command-line override (``+a.b=1`` -> ``a.b``)."""
+    return override.split("=", 1)[0].lstrip("+~").strip()
+
+
+def _field_types(schema: type) -> dict:
+    """Field name -> type of a dataclass, ``Optional[X]`` unwrapped to ``X``."""
+    import typing
+
+    hints = typing.get_type_hints(schema)
+    out = {}
+    for f in dataclasses.fields(schema):
+        t = hints.get(f.name)
+        args = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_origin(t) is typing.Union else []
+        out[f.name] = args[0] if len(args) == 1 else t
+    return out
+
+
+def check_override_keys(overrides: list[str], schema: type = Config) -> None:
+    """Raise :class:`ConfigError` for a command-line override whose key the schema lacks,
+    with the closest existing key ("did you mean num_envs?").
+
+    hydra's own message for ``num_env=8`` advises ``+num_env=8``, which only fails later."""
+    import difflib
+
+    for ov in overrides:
+        if ov.startswith("-") or "=" not in ov:
+            continue                                   # hydra flags (--cfg job, -m) and their values
+        key = override_key(ov)
+        if not key or key.startswith("hydra") or "/" in key or "@" in key:
+            continue
+        t, done = schema, []
+        for part in key.split("."):
+            if not dataclasses.is_dataclass(t):
+                break                                  # a dict / list / value: not checked further
+            fields = _field_types(t)
+            if part not in fields:
+                near = difflib.get_close_matches(part, list(fields), n=1, cutoff=0.6)
+                prefix = "".join(p + "." for p in done)
+                hint = f"; did you mean {prefix}{near[0]}?" if near else \
+                    f" ({'keys of ' + prefix.rstrip('.') if done else 'top-level keys'}: {', '.join(fields)})"
+                raise ConfigError(f"unknown config key {key!r} in {ov!r}{hint}")
+            done.append(part)
+            t = fields[part]
+
+
 def unknown_keys(cfg, schema: type = Config, prefix: str = "") -> list[str]:
     """Keys of a composed DictConfig that its dataclass schema lacks.
 

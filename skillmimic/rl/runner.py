@@ -1,27 +1,41 @@
 """From a typed :class:`~skillmimic.rl.config.Config` to a running rl-games PPO training.
 
-Steps: validate (fail before anything is built), pick the run folder (a new
-``<output_dir>/<experiment>/<timestamp>/`` or, on resume, the folder the checkpoint
-lives in so that logs and checkpoints continue in place), seed, translate the typed
-config into rl-games' parameter dict, create the agent *by its registered name* through
-rl-games' :class:`~rl_games.torch_runner.Runner`, restore, train.
+Steps: on resume, read the checkpoint and restore its run's own configuration (command-line
+overrides on top); validate (fail before anything is built); pick the run folder (a new
+``<output_dir>/<experiment>/<timestamp>/`` or, on resume, the folder the checkpoint lives
+in so that logs and checkpoints continue in place); seed; translate the typed config into
+rl-games' parameter dict; create the agent *by its registered name* through rl-games'
+:class:`~rl_games.torch_runner.Runner`; restore; train.
+
+A start that fails (any error, Ctrl-C included) removes everything it created: the run
+folder (or, on resume, the files it added to it), the V2 cache files and any folder made
+for them. ``config.yaml`` (or ``config_resume_<stamp>.yaml``) is written only once the
+agent is built and restored.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import random
+import re
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 from .agent import SkillMimicAgent
-from .config import (Config, ConfigError, distributed_rank, resolve_device, resolve_minibatch, resolve_motion_path,
-                     unknown_keys, validate)
+from .checkpoint import load_checkpoint
+from .config import (Config, ConfigError, distributed_rank, override_key, resolve_device, resolve_minibatch,
+                     resolve_motion_path, unknown_keys, validate)
 from .registry import AGENT_NAME, ENV_NAME, MODEL_NAME, NETWORK_NAME, make_runner
 
 _LR_SCHEDULES = {"constant": "identity", "linear": "linear", "adaptive": "adaptive"}
@@ -123,7 +137,7 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
             "print_stats": cfg.print_stats,
             "clip_actions": True,
             "multi_gpu": cfg.multi_gpu,
-            "run_config": OmegaConf.to_yaml(OmegaConf.structured(cfg)),
+            "run_config": OmegaConf.to_yaml(OmegaConf.structured(dataclasses.replace(cfg, seed=seed))),
         },
     }
 
@@ -147,41 +161,203 @@ def to_config(cfg) -> Config:
     return OmegaConf.to_object(cfg)
 
 
-def build_agent(cfg) -> tuple[SkillMimicAgent, Path, int]:
-    """Validate, create the run folder, build env + agent by name, restore ``cfg.resume``.
+# --------------------------------------------------------------------------- resume
+def _leaves(node, prefix: str = "") -> dict:
+    """Dotted key -> value of every leaf of a (resolved) config; a list is one value."""
+    if not isinstance(node, dict) or not node:
+        return {prefix.rstrip("."): node}
+    out = {}
+    for k, v in node.items():
+        out.update(_leaves(v, f"{prefix}{k}."))
+    return out
 
+
+def _run_config_text(ckpt: Path, state: dict) -> tuple[str | None, str]:
+    """The checkpoint's run configuration (YAML) and where it came from: the one saved in the
+    checkpoint (the configuration of the start that wrote it), else the newest
+    ``config*.yaml`` of its run folder."""
+    if state.get("run_config"):
+        return str(state["run_config"]), f"checkpoint {ckpt}"
+    if ckpt.parent.name == "nn":
+        files = sorted(ckpt.parent.parent.glob("config*.yaml"), key=lambda f: f.stat().st_mtime)
+        if files:
+            return files[-1].read_text(), str(files[-1])
+    return None, ""
+
+
+def resume_config(cfg: Config, ckpt: Path, state: dict, overrides: Sequence[str] | None) -> Config:
+    """The configuration to resume ``ckpt`` with: its run's own, with the explicit command-line
+    ``overrides`` applied on top (``None``: ``cfg`` is taken as given, every value explicit).
+
+    A checkpoint of another task fails here, before anything is built, naming its task."""
+    text, source = _run_config_text(ckpt, state)
+    if text is None:
+        print(f"[skillmimic] warning: {ckpt} carries no run configuration; resuming with the command line's",
+              flush=True)
+        return cfg
+    try:
+        original = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
+    except Exception as e:    # noqa: BLE001 -- an old or hand-edited YAML: name it
+        raise ConfigError(f"resume={ckpt}: its run configuration ({source}) does not fit this version's "
+                          f"schema: {str(e).splitlines()[0]}") from None
+    given = OmegaConf.structured(cfg)
+    keys = None if overrides is None else \
+        [k for k in (override_key(o) for o in overrides) if k and not k.startswith("hydra")]
+    task_explicit = keys is None or any(k == "task" or k.startswith("task.") for k in keys)
+    if task_explicit and given.task.name != original.task.name:
+        raise ConfigError(
+            f"resume={ckpt}: this checkpoint was trained with task={original.task.name}, not "
+            f"task={given.task.name}; resume it with `python train.py resume={ckpt}` (its own task and settings "
+            f"are restored) or add task={original.task.name}")
+    if keys is None:
+        merged = given
+    else:
+        merged = original.copy()
+        for key in keys + ["resume"]:
+            if "/" not in key:          # hydra's own groups (hydra/job_logging=...) are not run settings
+                OmegaConf.update(merged, key, OmegaConf.select(given, key, default=None), merge=False)
+    before, after = _leaves(OmegaConf.to_container(original, resolve=True)), \
+        _leaves(OmegaConf.to_container(merged, resolve=True))
+    changed = [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+               if k != "resume" and before.get(k) != after.get(k)]
+    print(f"[skillmimic] resume: the run's configuration restored from {source}; "
+          + (f"changed on the command line: {', '.join(changed)}" if changed else "no changes on the command line"),
+          flush=True)
+    return OmegaConf.to_object(merged)
+
+
+# --------------------------------------------------------------------------- start
+class _UndoOnFailure:
+    """Remove what a failed start created under some folders: a folder that did not exist
+    (or its topmost missing ancestor) goes entirely; in an existing one, the files that
+    appeared."""
+
+    def __init__(self, *dirs: Path):
+        self._trees: list[Path] = []
+        self._existing: dict[Path, set[Path]] = {}
+        for d in dirs:
+            d = Path(d).expanduser().resolve()
+            top, p = None, d
+            while not p.exists():
+                top, p = p, p.parent
+            if top is not None:
+                self._trees.append(top)
+            else:
+                self._existing[d] = set(d.rglob("*"))
+
+    def undo(self) -> None:
+        for top in self._trees:
+            shutil.rmtree(top, ignore_errors=True)
+        for d, before in self._existing.items():
+            new = sorted(set(d.rglob("*")) - before, key=lambda q: len(q.parts), reverse=True)
+            for q in new:
+                with contextlib.suppress(OSError):
+                    q.rmdir() if q.is_dir() and not q.is_symlink() else q.unlink()
+
+
+#: rl-games' construction prints (seed, experiment name, sequence length, device, each
+#: RunningMeanStd): debug noise that our own start line already covers
+_RL_GAMES_NOISE = re.compile(r"^(self\.seed = |Exact experiment name requested|seq_length: |current training device: "
+                             r"|RunningMeanStd: |Initializing SelfPlay)")
+
+
+class _DropLines(io.TextIOBase):
+    """A stdout that forwards whole lines except those matching ``pattern``."""
+
+    def __init__(self, out, pattern: re.Pattern):
+        self._out, self._pattern, self._buf = out, pattern, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            if not self._pattern.match(line):
+                self._out.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buf and not self._pattern.match(self._buf):
+            self._out.write(self._buf)
+        self._buf = ""
+        self._out.flush()
+
+
+@contextlib.contextmanager
+def quiet_rl_games():
+    """Silence rl-games' construction prints, keep everything else (e.g. V2's pretraining log)."""
+    out = _DropLines(sys.stdout, _RL_GAMES_NOISE)
+    try:
+        with contextlib.redirect_stdout(out):
+            yield
+    finally:
+        out.flush()
+
+
+def _cache_dirs(cfg: Config) -> list[Path]:
+    """Folders the env may write derived data into (V2's graph / history-encoder cache)."""
+    v2 = cfg.task.v2
+    return [Path(v2.cache_dir)] if v2 is not None and getattr(v2, "cache_dir", None) else []
+
+
+def _warn_slow_setup(cfg: Config) -> None:
+    if cfg.sim.backend == "mjwarp" and resolve_device(cfg.device).type == "cpu":
+        print("[skillmimic] warning: sim=mjwarp on device=cpu runs MuJoCo Warp's CPU fallback, about 8x slower "
+              "than sim=mujoco; use sim=mujoco on a CPU, or device=cuda", flush=True)
+
+
+def build_agent(cfg, overrides: Sequence[str] | None = None) -> tuple[SkillMimicAgent, Path, int]:
+    """Restore the run's configuration on resume, validate, build env + agent by name, restore
+    ``cfg.resume``; a failure leaves nothing behind (module docstring).
+
+    ``overrides``: the command line's hydra overrides; on resume only those change the
+    run's configuration (``None``: ``cfg`` is used as given).
     Returns ``(agent, run_dir, seed)``; ``agent.train()`` runs the training."""
     cfg = to_config(cfg)
+    state = None
+    if cfg.resume:
+        ckpt = Path(cfg.resume).expanduser()
+        if not ckpt.exists():
+            raise ConfigError(f"resume={cfg.resume!r}: checkpoint file does not exist")
+        state = load_checkpoint(ckpt, map_location="cpu")
+        cfg = resume_config(cfg, ckpt, state, overrides)
     validate(cfg)
-    if cfg.resume and not Path(cfg.resume).expanduser().exists():
-        raise ConfigError(f"resume={cfg.resume!r}: checkpoint file does not exist")
+    _warn_slow_setup(cfg)
     run_dir = pick_run_dir(cfg)
-    seed = seed_everything(cfg.seed)
-    params = rl_games_params(cfg, run_dir, seed)
-    if cfg.task.hlc is not None:                   # high-level controller: discrete PPO (skillmimic.rl.hlc)
-        from .hlc import hlc_params
-
-        params = hlc_params(cfg, params)
-    _write_run_config(cfg, run_dir, seed)
-    print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
-          f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
-          f"minibatch {params['config']['minibatch_size']})", flush=True)
-
-    runner = make_runner()
-    if cfg.task.hlc is not None:
-        from .hlc import register_hlc
-
-        register_hlc(runner)
-    runner.load({"params": params})
-    torch.set_num_threads(cfg.torch_threads)
-    agent = runner.algo_factory.create(params["algo"]["name"], base_name="run", params=runner.params)
+    undo = _UndoOnFailure(run_dir, *_cache_dirs(cfg))
     try:
-        if cfg.resume:
-            agent.restore(Path(cfg.resume).expanduser())
-        if cfg.train.torch_compile:
-            agent.model = torch.compile(agent.model)
+        seed = seed_everything(cfg.seed)
+        params = rl_games_params(cfg, run_dir, seed)
+        if cfg.task.hlc is not None:                   # high-level controller: discrete PPO (skillmimic.rl.hlc)
+            from .hlc import hlc_params
+
+            params = hlc_params(cfg, params)
+        print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
+              f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
+              f"minibatch {params['config']['minibatch_size']})", flush=True)
+
+        runner = make_runner()
+        if cfg.task.hlc is not None:
+            from .hlc import register_hlc
+
+            register_hlc(runner)
+        with quiet_rl_games():
+            runner.load({"params": params})
+            torch.set_num_threads(cfg.torch_threads)
+            agent = runner.algo_factory.create(params["algo"]["name"], base_name="run", params=runner.params)
+        try:
+            if state is not None:
+                agent.restore(Path(cfg.resume).expanduser(), state=state)
+            if cfg.train.torch_compile:
+                agent.model = torch.compile(agent.model)
+            _write_run_config(cfg, run_dir, seed)
+        except BaseException:
+            close_agent(agent)
+            raise
     except BaseException:
-        close_agent(agent)
+        undo.undo()
         raise
     return agent, run_dir, seed
 
@@ -192,14 +368,18 @@ def close_agent(agent: SkillMimicAgent) -> None:
         agent.vec_env.close()
 
 
-def train(cfg) -> TrainResult:
-    """Train (or resume) according to ``cfg``; returns where things went and the final counters."""
-    agent, run_dir, seed = build_agent(cfg)
+def train(cfg, overrides: Sequence[str] | None = None) -> TrainResult:
+    """Train (or resume) according to ``cfg`` (``overrides``: see :func:`build_agent`);
+    returns where things went and the final counters."""
+    t0 = time.perf_counter()
+    agent, run_dir, seed = build_agent(cfg, overrides)
     try:
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
         agent.train()
-        print(f"[skillmimic] done: epoch {agent.epoch_num}, frame {agent.frame}, "
-              f"{time.perf_counter() - t0:.1f} s; checkpoint {agent.checkpoint_path()}", flush=True)
+        t2 = time.perf_counter()
+        print(f"[skillmimic] done: epoch {agent.epoch_num}, frame {agent.frame}, {t2 - t0:.1f} s in all "
+              f"(start-up {t1 - t0:.1f} s, training {t2 - t1:.1f} s); "
+              f"checkpoint {agent.checkpoint_path()}", flush=True)
     finally:
         close_agent(agent)
     return TrainResult(run_dir=run_dir, checkpoint=agent.checkpoint_path(), epoch=agent.epoch_num,
