@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import torch
 
+from .motion.columns import NUM_SKILLS  # the skill labels' one-hot width (part of the data format)
 from .rotations import heading_yaw, matrix_to_tan_norm, quat_to_matrix
 
 HUMANOID_OBS = 823
 BALL_OBS = 15
-NUM_SKILLS = 64
 
 
 def heading_rotation_inv(root_quat: torch.Tensor) -> torch.Tensor:

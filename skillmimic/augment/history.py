@@ -200,8 +200,9 @@ def pretrain(motion, epochs: int, cfg: EncoderConfig | None = None, batch_size: 
         losses.append(float(total) / n)
         sched.step(losses[-1])
         if log and (epoch < 3 or epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 20) == 0):
-            log(f"epoch {epoch + 1}/{epochs}: loss {losses[-1]:.5f} lr {opt.param_groups[0]['lr']:.2e} "
-                f"({time.perf_counter() - t0:.1f} s)")
+            # "step", not "epoch": these are passes of the encoder's own pretraining, not PPO epochs
+            log(f"[v2] history encoder pretraining: step {epoch + 1}/{epochs}: loss {losses[-1]:.5f} "
+                f"lr {opt.param_groups[0]['lr']:.2e} ({time.perf_counter() - t0:.1f} s)")
     return {
         "format": FORMAT, "version": VERSION, "config": asdict(cfg),
         "encoder": {k: v.cpu() for k, v in model.encoder.state_dict().items()},

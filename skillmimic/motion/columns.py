@@ -17,5 +17,14 @@ BALL_ROT = slice(327, 330)        # exp-map, negated by the original loader; zer
 UNUSED = slice(330, 336)
 CONTACT = 336                     # hand-ball contact flag {0, 1}
 
+# A clip's skill label (its file name's first three digits) indexes a one-hot of this width
+# in the policy observation, so labels run 0..63.
+NUM_SKILLS = 64
+
+# Plausibility bounds (load_clip): far beyond any capture (BallPlay: |position| < 6 m,
+# |exp-map angle| < 3.1 rad) yet far below values that blow the simulation up.
+POSITION_LIMIT = 100.0            # m, ROOT_POS / BODY_POS / BALL_POS
+ANGLE_LIMIT = 100.0               # rad, ROOT_ROT / ROOT_ROT_DUP / DOF / BALL_ROT exp-maps
+
 NUM_BODIES = 53
 NUM_JOINTS = 52

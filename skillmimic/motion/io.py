@@ -8,8 +8,10 @@ with the file and the problem in the message.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterable, Union
 
@@ -63,8 +65,9 @@ def load_clip(path: PathLike) -> torch.Tensor:
         raise MotionFileError(
             f"motion clip {path}: not a tensor: the file holds a {type(data).__name__}, "
             f"expected a float tensor of shape (T, {C.NUM_COLUMNS})")
-    if data.is_complex() or data.dtype == torch.bool:
-        raise MotionFileError(f"motion clip {path}: unsupported dtype {data.dtype}, expected a real float tensor")
+    if not data.is_floating_point():
+        raise MotionFileError(f"motion clip {path}: unsupported dtype {data.dtype}, expected a floating point tensor "
+                              f"(an integer clip would load rounded to whole metres and radians)")
     if data.dim() != 2 or data.shape[1] != C.NUM_COLUMNS:
         raise MotionFileError(
             f"motion clip {path}: wrong shape: expected (T, {C.NUM_COLUMNS}), got {tuple(data.shape)}")
@@ -79,10 +82,55 @@ def load_clip(path: PathLike) -> torch.Tensor:
         raise MotionFileError(
             f"motion clip {path}: non-finite value {kind} at frame {frame}, column {col} "
             f"({column_name(col)}); {int(bad.sum())} non-finite values in total")
+    _check_bounds(path, clip)
     if (clip == 0).all():
         raise MotionFileError(
             f"motion clip {path}: all {clip.shape[0]} frames are missing (every value is zero)")
     return clip
+
+
+_BOUNDS = ((C.ROOT_POS, C.POSITION_LIMIT, "m"), (C.BODY_POS, C.POSITION_LIMIT, "m"),
+           (C.BALL_POS, C.POSITION_LIMIT, "m"), (C.ROOT_ROT, C.ANGLE_LIMIT, "rad"),
+           (C.ROOT_ROT_DUP, C.ANGLE_LIMIT, "rad"), (C.DOF, C.ANGLE_LIMIT, "rad"), (C.BALL_ROT, C.ANGLE_LIMIT, "rad"))
+
+
+def _check_bounds(path: Path, clip: torch.Tensor) -> None:
+    """Positions within +-POSITION_LIMIT m, exp-map angles within +-ANGLE_LIMIT rad, the
+    contact flag in [0, 1]: the first offending value is named by frame and column."""
+    for sl, limit, unit in _BOUNDS:
+        bad = clip[:, sl].abs() > limit
+        if bad.any():
+            frame, col = (int(i) for i in bad.nonzero()[0])
+            col += sl.start
+            raise MotionFileError(
+                f"motion clip {path}: implausible value {clip[frame, col].item():.6g} at frame {frame}, column {col} "
+                f"({column_name(col)}): must lie within +-{limit:g} {unit}; {int(bad.sum())} such values in total")
+    contact = clip[:, C.CONTACT]
+    bad = (contact < 0) | (contact > 1)
+    if bad.any():
+        frame = int(bad.nonzero()[0])
+        raise MotionFileError(f"motion clip {path}: contact flag {contact[frame].item():.6g} at frame {frame}, column "
+                              f"{C.CONTACT} (contact flag): must lie in [0, 1]")
+
+
+def warn_duplicate_clips(files: Iterable[PathLike], clips: Iterable[torch.Tensor]) -> list[tuple[Path, Path]]:
+    """Warn about clips with identical values (a copied file loads as a second clip, doubling
+    its sampling weight); returns the (first, duplicate) pairs."""
+    seen: dict[tuple[tuple[int, ...], str], Path] = {}
+    pairs = []
+    for f, clip in zip(files, clips):
+        key = (tuple(clip.shape), hashlib.sha1(clip.contiguous().numpy().tobytes()).hexdigest())
+        if key in seen:
+            pairs.append((seen[key], Path(f)))
+        else:
+            seen[key] = Path(f)
+    if pairs:
+        shown = "; ".join(f"{b} is identical to {a}" for a, b in pairs[:3])
+        more = f"; and {len(pairs) - 3} more" if len(pairs) > 3 else ""
+        warnings.warn(f"{len(pairs)} motion clip(s) duplicate another clip value for value (every frame and "
+                      f"column), so they load as extra copies that raise the motion's sampling weight: "
+                      f"{shown}{more}", stacklevel=2)
+    return pairs
 
 
 def clip_sort_key(path: PathLike) -> tuple[int, str]:
@@ -124,7 +172,12 @@ def clip_label(path: PathLike) -> int:
         raise MotionFileError(
             f"motion clip {path}: bad skill label: the file name must start with three digits "
             f"(e.g. 001_pick.pt), got {name!r}")
-    return int(name[:3])
+    label = int(name[:3])
+    if label >= C.NUM_SKILLS:
+        raise MotionFileError(
+            f"motion clip {path}: skill label {label} (the file name's first three digits) must be below "
+            f"{C.NUM_SKILLS}, the width of the policy's skill one-hot (labels 000-{C.NUM_SKILLS - 1:03d})")
+    return label
 
 
 def skill_name(path: PathLike) -> str:

@@ -23,7 +23,7 @@ from ..kinematics import forward_kinematics
 from ..rotations import matrix_to_quat, quat_slerp
 from ..state import JointState
 from . import columns as C
-from .io import PathLike, clip_label, find_clips, load_clip, skill_name
+from .io import PathLike, clip_label, find_clips, load_clip, skill_name, warn_duplicate_clips
 from .reference import ClipReference, convert_clip, sign_smooth
 
 # Fields of the flat per-frame storage that are interpolated linearly / by slerp.
@@ -82,7 +82,10 @@ class MotionLibrary:
         self.files: list[Path] = find_clips(paths)
         labels = [clip_label(f) for f in self.files]     # fail on a bad name before loading
         self.skill_names: list[str] = [skill_name(f) for f in self.files]
-        refs = [convert_clip(load_clip(f), fps) for f in self.files]
+        clips = [load_clip(f) for f in self.files]
+        warn_duplicate_clips(self.files, clips)
+        refs = [convert_clip(c, fps) for c in clips]
+        del clips
         lengths = torch.tensor([r.num_frames for r in refs], dtype=torch.long)
 
         flat = {name: torch.cat([getattr(r, name) for r in refs]) for name in ClipReference.__dataclass_fields__}

@@ -137,6 +137,13 @@ def _tally_overflow(any_overflow: wp.array(dtype=int), nacon: wp.array(dtype=int
 
 
 # --------------------------------------------------------------------------------- engine
+def _quiet_warp() -> None:
+    """Warp logs its device table and one line per kernel module loaded (about 60 lines per
+    start) at INFO; keep warnings and errors. A level the user lowered stays as set."""
+    if wp.config.log_level == wp.LOG_INFO:
+        wp.config.log_level = wp.LOG_WARNING
+
+
 def _resolve_device(device) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
@@ -175,6 +182,7 @@ class MujocoWarpSimulator(Simulator):
         self.use_graph = bool(graph)
         on_cuda = self.device.type == "cuda"
         self.overflow_check_interval = int(overflow_check_interval or (100 if on_cuda else 1))
+        _quiet_warp()
         wp.init()
         self._wdev = wp.device_from_torch(self.device)
         n = self.num_worlds
