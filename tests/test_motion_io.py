@@ -195,3 +195,63 @@ def test_all_shared_clips_load():
         clip = load_clip(f)
         assert clip.shape[1] == 337 and clip.shape[0] > 0
         assert 0 <= clip_label(f) < 64
+
+
+# ---------------------------------------------------------------- plausibility (real clips, modified)
+def _real_clip() -> Path:
+    for folder in (DATA / "BallPlay-M" / "layup", Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"):
+        clips = sorted(folder.glob("*.pt")) if folder.exists() else []
+        if clips:
+            return clips[0]
+    pytest.skip("no real clip present")
+
+
+@pytest.mark.parametrize("label, ok", [(63, True), (64, False), (99, False), (999, False)])
+def test_label_must_fit_the_skill_one_hot(tmp_path, label, ok):
+    src = _real_clip()
+    path = tmp_path / f"{label:03d}_x.pt"
+    path.write_bytes(src.read_bytes())
+    if ok:
+        assert MotionLibrary(tmp_path).clip_labels.tolist() == [label]
+        return
+    with pytest.raises(MotionFileError) as e:
+        MotionLibrary(tmp_path)
+    msg = str(e.value)
+    assert str(path) in msg and f"skill label {label}" in msg and "below 64" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("col, value, name, unit", [(2, 1e30, "root position", "m"), (200, -101.0, "body positions", "m"),
+                                                    (325, 150.0, "ball position", "m"),
+                                                    (40, 1e3, "joint rotations", "rad"),
+                                                    (4, -1e6, "root rotation", "rad")])
+def test_values_beyond_physical_bounds_are_named(tmp_path, col, value, name, unit):
+    clip = torch.load(_real_clip(), map_location="cpu", weights_only=True).float()
+    clip[7, col] = value
+    path = _save(tmp_path, clip)
+    _raises(path, "implausible value", "frame 7", f"column {col}", f"({name})", f"+-100 {unit}")
+
+
+def test_contact_flag_outside_unit_range(tmp_path):
+    clip = torch.load(_real_clip(), map_location="cpu", weights_only=True).float()
+    clip[3, 336] = 2.0
+    _raises(_save(tmp_path, clip), "contact flag 2", "frame 3", "column 336")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])
+def test_integer_or_other_non_float_tensors_are_refused(tmp_path, dtype):
+    clip = torch.load(_real_clip(), map_location="cpu", weights_only=True)
+    _raises(_save(tmp_path, clip.to(dtype)), "unsupported dtype", str(dtype), "floating point")
+
+
+def test_duplicate_clips_warn_naming_both(tmp_path):
+    src = _real_clip()
+    a, b = tmp_path / "a" / src.name, tmp_path / "b" / src.name
+    for p in (a, b):
+        p.parent.mkdir()
+    a.write_bytes(src.read_bytes())
+    torch.save(torch.load(src, map_location="cpu", weights_only=True).clone(), b)   # other bytes, same values
+    with pytest.warns(UserWarning, match="duplicate another clip") as w:
+        lib = MotionLibrary(tmp_path)
+    assert lib.num_clips == 2
+    msg = str(w[0].message)
+    assert str(a) in msg and str(b) in msg

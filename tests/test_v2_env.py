@@ -170,7 +170,39 @@ def test_v1_and_v2_configs_train(task, tmp_path):
     cached = sorted(p.name for p in (tmp_path / "v2_cache").glob("*")) if task == "skill_v2" else []
     if task == "skill_v2":
         assert any(p.startswith("stg_") for p in cached) and any(p.startswith("hist_") for p in cached)
-        ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=False)
+        ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=True)   # no pickled objects
         assert ckpt["env_state"]["augment"]["ats"]["scores"].shape[0] == 6     # ATS state saved for resume
+        _resume_without_task_stays_v2(result, tmp_path)
     else:
         assert not (tmp_path / "v2_cache").exists()
+
+
+def _resume_without_task_stays_v2(result, tmp_path):
+    """A V2 checkpoint resumed without task= resumes as V2; with task=skill it fails before
+    anything is built, naming task=skill_v2; a start that fails after building the V2 caches
+    removes them."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from skillmimic.rl.config import CONFIG_DIR, ConfigError
+    from skillmimic.rl.checkpoint import CheckpointError
+    from skillmimic.rl.runner import train
+
+    def run(args):
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=args)
+        return train(cfg, args)
+
+    resumed = run([f"resume={result.checkpoint}", "max_epochs=3"])
+    assert resumed.epoch == 3
+    conf = OmegaConf.load(next(result.run_dir.glob("config_resume_*.yaml")))
+    assert conf.task.name == "skill_v2" and conf.task.v2 is not None
+    with pytest.raises(ConfigError, match="trained with task=skill_v2, not task=skill"):
+        run([f"resume={result.checkpoint}", "task=skill"])
+    fresh_cache = tmp_path / "fresh_cache"
+    before = set(result.run_dir.rglob("*"))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        # task=skill_v2 restates the run's task (hydra needs it to reach task.v2.*); its settings are kept
+        run([f"resume={result.checkpoint}", "task=skill_v2", f"task.v2.cache_dir={fresh_cache}",
+             "train.network.units=[32]"])
+    assert not fresh_cache.exists() and set(result.run_dir.rglob("*")) == before

@@ -185,6 +185,10 @@ def _run_config_text(ckpt: Path, state: dict) -> tuple[str | None, str]:
     return None, ""
 
 
+#: config groups and the field that names the option chosen for them
+_GROUP_IDENTITY = {"task": "name", "train": "name", "motion": "name", "sim": "backend"}
+
+
 def resume_config(cfg: Config, ckpt: Path, state: dict, overrides: Sequence[str] | None) -> Config:
     """The configuration to resume ``ckpt`` with: its run's own, with the explicit command-line
     ``overrides`` applied on top (``None``: ``cfg`` is taken as given, every value explicit).
@@ -214,8 +218,12 @@ def resume_config(cfg: Config, ckpt: Path, state: dict, overrides: Sequence[str]
     else:
         merged = original.copy()
         for key in keys + ["resume"]:
-            if "/" not in key:          # hydra's own groups (hydra/job_logging=...) are not run settings
-                OmegaConf.update(merged, key, OmegaConf.select(given, key, default=None), merge=False)
+            if "/" in key:              # hydra's own groups (hydra/job_logging=...) are not run settings
+                continue
+            ident = _GROUP_IDENTITY.get(key)
+            if ident and OmegaConf.select(given, f"{key}.{ident}") == OmegaConf.select(original, f"{key}.{ident}"):
+                continue                # the run's own group restated (e.g. task=skill_v2): keep its settings
+            OmegaConf.update(merged, key, OmegaConf.select(given, key, default=None), merge=False)
     before, after = _leaves(OmegaConf.to_container(original, resolve=True)), \
         _leaves(OmegaConf.to_container(merged, resolve=True))
     changed = [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
