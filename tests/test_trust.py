@@ -250,9 +250,9 @@ def test_failed_resume_leaves_the_run_folder_as_it_was(own_motion_run):
     assert _files(run.run_dir) == before, "no config_resume_*.yaml, no new tfevents file"
 
 
-def test_failed_start_on_bad_motion_leaves_no_run_folder(tmp_path):
+def test_failed_start_on_bad_motion_leaves_no_run_folder(tmp_path, monkeypatch):
     from skillmimic.motion import MotionFileError
-    from skillmimic.rl.runner import train
+    from skillmimic.rl import runner
 
     if not DEMO.exists():
         pytest.skip("demo clips absent")
@@ -261,8 +261,24 @@ def test_failed_start_on_bad_motion_leaves_no_run_folder(tmp_path):
     src = sorted(DEMO.glob("*.pt"))[0]
     (clips / ("099" + src.name[3:])).write_bytes(src.read_bytes())
     out = tmp_path / "runs"
-    with pytest.raises(MotionFileError, match="skill label 99"):
-        train(compose([f"motion.path={clips}", f"output_dir={out}", *FAST]))
+    with pytest.raises(MotionFileError, match="skill label 99"):          # from the file name, before any work
+        runner.train(compose([f"motion.path={clips}", f"output_dir={out}", *FAST]))
+    assert not out.exists()
+    (clips / ("099" + src.name[3:])).unlink()
+    clip = torch.load(src, weights_only=True)
+    clip[5, 1] = 1e30
+    torch.save(clip, clips / src.name)
+    with pytest.raises(MotionFileError, match="implausible value 1e\\+30 at frame 5, column 1"):  # while building
+        runner.train(compose([f"motion.path={clips}", f"output_dir={out}", *FAST]))
+    assert not out.exists()
+    torch.save(torch.load(src, weights_only=True), clips / src.name)
+
+    def fail(*_):   # the last step of a start: rl-games has made the run folder and a tensorboard file by now
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(runner, "_write_run_config", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        runner.train(compose([f"motion.path={clips}", f"output_dir={out}", *FAST]))
     assert not out.exists()
 
 

@@ -344,7 +344,10 @@ def validate(cfg: Config) -> None:
     if cfg.multi_gpu:
         distributed_rank()   # raises with the fix when not launched by torchrun / without CUDA
     resolve_minibatch(t, cfg.num_envs)
-    resolve_motion_path(cfg.motion)
+    from skillmimic.motion import clip_label, find_clips
+
+    for clip in find_clips(resolve_motion_path(cfg.motion)):   # names only: a bad label fails before any work
+        clip_label(clip)
     if cfg.task.hlc is not None:
         from .hlc import validate_hlc
 

@@ -140,7 +140,8 @@ def hlc_params(cfg: Config, params: dict) -> dict:
     c["env_name"] = HLC_ENV_NAME
     llc = resolve_path(cfg.llc_checkpoint)
     # checkpoints carry the run config; with the LLC's absolute path eval finds it from anywhere
-    c["run_config"] = OmegaConf.to_yaml(OmegaConf.structured(dataclasses.replace(cfg, llc_checkpoint=str(llc))))
+    c["run_config"] = OmegaConf.to_yaml(OmegaConf.structured(dataclasses.replace(cfg, llc_checkpoint=str(llc),
+                                                                                  seed=params["seed"])))
     c["env_config"] = {
         "env_cfg": hlc_env_config(cfg.task, cfg.num_envs, params["seed"]),
         "motion_path": base_env["motion_path"],
