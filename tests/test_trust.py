@@ -225,6 +225,21 @@ def test_resume_restores_the_runs_configuration(own_motion_run, capsys):
     assert "s in all (start-up" in out
 
 
+def test_resume_overrides_change_only_what_they_name(own_motion_run, capsys):
+    from skillmimic.rl.runner import resume_config, to_config
+
+    run, motion = own_motion_run
+    args = [f"resume={run.checkpoint}", "task.episode_length=50", "train.learning_rate=1e-4", "task=skill"]
+    capsys.readouterr()
+    cfg = resume_config(to_config(compose(args)), run.checkpoint, load_checkpoint(run.checkpoint), args)
+    assert cfg.task.name == "skill" and cfg.task.episode_length == 50 and cfg.train.learning_rate == 1e-4
+    assert Path(cfg.motion.path) == motion and cfg.num_envs == 4 and cfg.train.network.units == [64, 64]
+    assert cfg.resume == str(run.checkpoint) and cfg.seed == 7
+    out = capsys.readouterr().out
+    assert "task.episode_length:" in out and "-> 50" in out and "train.learning_rate: 2e-05 -> 0.0001" in out
+    assert "num_envs" not in out and "motion.path" not in out
+
+
 def test_resume_of_another_task_fails_before_anything_is_built(own_motion_run, tmp_path):
     from skillmimic.rl.runner import train
 

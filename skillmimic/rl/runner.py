@@ -207,7 +207,7 @@ def resume_config(cfg: Config, ckpt: Path, state: dict, overrides: Sequence[str]
     given = OmegaConf.structured(cfg)
     keys = None if overrides is None else \
         [k for k in (override_key(o) for o in overrides) if k and not k.startswith("hydra")]
-    task_explicit = keys is None or any(k == "task" or k.startswith("task.") for k in keys)
+    task_explicit = keys is None or "task" in keys          # task.<key>=... tunes the run's task, keeps it
     if task_explicit and given.task.name != original.task.name:
         raise ConfigError(
             f"resume={ckpt}: this checkpoint was trained with task={original.task.name}, not "
