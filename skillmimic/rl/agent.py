@@ -15,7 +15,9 @@ Over :class:`rl_games.algos_torch.a2c_continuous.A2CAgent` it changes:
   every ``save_frequency`` epochs, at the end, and on SIGINT/SIGTERM.
 * **Resume** restores everything a run needs to continue as if never stopped: model
   (with the observation and value running mean/std inside it), optimizer, epoch and
-  frame counters, learning rate, the episode statistics, RNG states and env state.
+  frame counters, learning rate, the episode statistics, RNG states and env state. Every
+  value is a tensor, number, string or plain container (RNG states as tensors, the run
+  configuration as YAML text), so the file loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ if that happens during ``torch.save`` onto the live checkpoint, the only copy of
 is gone. Here the bytes go to a temporary file in the same directory (same filesystem,
 so the rename is atomic), are fsynced, and only then replace the old file with
 ``os.replace``: a reader sees the complete old checkpoint or the complete new one.
+
+Loads go through :func:`skillmimic.safe_load.load_torch_file` (``weights_only=True``), so a
+checkpoint from anywhere can be opened without running code from it; checkpoints therefore
+hold only tensors, numbers, strings and plain containers (see ``RunManagement``).
 """
 
 from __future__ import annotations
