@@ -366,3 +366,7 @@ def validate(cfg: Config) -> None:
             if value and value != AUTO and not resolve_path(value).is_file():
                 raise ConfigError(f"task.v2.{key}={value!r} is not a file; make one with `{how}` "
                                   f"or set task.v2.{key}={AUTO}")
+        if v2.hist_ckpt and v2.hist_ckpt != AUTO:     # small: read it now, so a bad file fails before any work
+            from skillmimic.augment.history import FrozenHistoryEncoder
+
+            FrozenHistoryEncoder.load(resolve_path(v2.hist_ckpt))
