@@ -311,12 +311,21 @@ def test_unknown_keys_suggest_the_closest(override, hint):
     assert hint in str(e.value) and override in str(e.value)
 
 
+def test_v2_or_hlc_keys_without_their_task_name_the_task():
+    with pytest.raises(ConfigError, match=r"task=skill has no task.v2 settings.*task=skill_v2"):
+        check_override_keys(["task.v2.reweight=false"], Config)
+    with pytest.raises(ConfigError, match=r"task=skill_v2 has no task.hlc settings.*task=hlc_layup"):
+        check_override_keys(["task=skill_v2", "task.hlc.llc_steps=5"], Config)
+    check_override_keys(["task=skill_v2", "task.v2.reweight=false"], Config)
+    check_override_keys(["task=hlc_layup", "task.hlc.llc_steps=5"], Config)
+
+
 def test_known_keys_and_hydra_arguments_pass():
     from skillmimic.eval.app import EvalConfig
 
     check_override_keys(["task=skill_v2", "motion=ballplay_layup", "task.v2.reweight=false", "num_envs=8",
                          "hydra.run.dir=x", "--cfg", "job", "+sim.scene.hoop=true", "resume=a=b.pth",
-                         "train.network.units=[1,2]", "task.hlc.control_mapping=[1]"], Config)
+                         "train.network.units=[1,2]"], Config)
     check_override_keys(["checkpoint=x.pth", "eval.rounds=3"], EvalConfig)
     with pytest.raises(ConfigError, match="did you mean checkpoint"):
         check_override_keys(["checkpont=x.pth"], EvalConfig)

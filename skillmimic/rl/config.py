@@ -227,6 +227,25 @@ def check_override_keys(overrides: list[str], schema: type = Config) -> None:
                 raise ConfigError(f"unknown config key {key!r} in {ov!r}{hint}")
             done.append(part)
             t = fields[part]
+        _check_optional_section(key, ov, overrides)
+
+
+def _check_optional_section(key: str, ov: str, overrides: list[str]) -> None:
+    """``task.v2.x=...`` / ``task.hlc.x=...`` when the chosen task has no such section: hydra
+    would fail with an AssertionError traceback; name the task that has it instead."""
+    parts = key.split(".")
+    if len(parts) < 3 or parts[0] != "task" or parts[1] not in ("v2", "hlc"):
+        return
+    from omegaconf import OmegaConf
+
+    chosen = [o.split("=", 1)[1].strip() for o in overrides if "=" in o and override_key(o) == "task"]
+    name = chosen[-1] if chosen else "skill"           # cfg/config.yaml's default task
+    path = CONFIG_DIR / "task" / f"{name}.yaml"
+    if not path.is_file() or OmegaConf.load(path).get(parts[1]) is not None:
+        return
+    having = sorted(f.stem for f in (CONFIG_DIR / "task").glob("*.yaml") if OmegaConf.load(f).get(parts[1]) is not None)
+    raise ConfigError(f"{ov!r}: task={name} has no task.{parts[1]} settings; add the task that has them "
+                      f"({' or '.join('task=' + h for h in having)})")
 
 
 def unknown_keys(cfg, schema: type = Config, prefix: str = "") -> list[str]:
