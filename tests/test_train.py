@@ -324,6 +324,14 @@ def test_minibatch_default_and_validation():
     assert resolve_minibatch(PPOConfig(minibatch_size=128), 16) == 128
     with pytest.raises(ConfigError, match=r"must be a positive divisor .* 32 \* 16 = 512"):
         resolve_minibatch(PPOConfig(minibatch_size=100), 16)
+    # a count of minibatches per mini-epoch: 4 is the original's 8 x num_envs at horizon 32
+    assert resolve_minibatch(PPOConfig(num_minibatches=4), 16) == 8 * 16
+    assert resolve_minibatch(PPOConfig(num_minibatches=4), 2048) == 8 * 2048
+    assert resolve_minibatch(PPOConfig(num_minibatches=1), 16) == resolve_minibatch(PPOConfig(), 16) == 512
+    with pytest.raises(ConfigError, match=r"train.num_minibatches=3 must be a positive divisor .* = 512"):
+        resolve_minibatch(PPOConfig(num_minibatches=3), 16)
+    with pytest.raises(ConfigError, match="both set"):
+        resolve_minibatch(PPOConfig(num_minibatches=4, minibatch_size=128), 16)
 
 
 def test_defaults_are_the_original_ppo_settings_and_yaml_matches_schema():

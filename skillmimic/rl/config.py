@@ -100,9 +100,12 @@ class PPOConfig:
     lr_schedule: str = "constant"        # constant | linear | adaptive (rl-games' KL-adaptive)
     kl_threshold: float = 0.008          # only for lr_schedule=adaptive
     horizon_length: int = 32
-    # None: the whole rollout (horizon * num_envs) as one minibatch, capped at
-    # ``minibatch_cap`` (the largest divisor of the rollout size not above it).
-    minibatch_size: Optional[int] = None
+    # Minibatches per PPO mini-epoch (the rollout horizon * num_envs split evenly), e.g. 4: the
+    # original's rule minibatch = 8 * num_envs at horizon 32, at any env count. None: the whole
+    # rollout as one minibatch, capped at ``minibatch_cap`` (the largest divisor of the rollout
+    # not above it) -- 1 per mini-epoch at CPU env counts, 4 at 2048 envs. See docs/training.md.
+    num_minibatches: Optional[int] = None
+    minibatch_size: Optional[int] = None # an explicit size instead (exclusive with num_minibatches)
     minibatch_cap: int = 16384
     mini_epochs: int = 6
     gamma: float = 0.99
@@ -250,8 +253,21 @@ def distributed_rank() -> tuple[int, int, int]:
 
 
 def resolve_minibatch(train: PPOConfig, num_envs: int) -> int:
-    """The PPO minibatch size; it must split the rollout (horizon * num_envs) evenly."""
+    """The PPO minibatch size; it must split the rollout (horizon * num_envs) evenly.
+
+    ``minibatch_size`` or ``num_minibatches`` (at most one) give it exactly; with neither,
+    the whole rollout up to ``minibatch_cap``."""
     batch = train.horizon_length * num_envs
+    if train.minibatch_size is not None and train.num_minibatches is not None:
+        raise ConfigError(f"train.minibatch_size={train.minibatch_size} and train.num_minibatches="
+                          f"{train.num_minibatches} both set: give one of them (the other null)")
+    if train.num_minibatches is not None:
+        n = int(train.num_minibatches)
+        if n <= 0 or batch % n:
+            raise ConfigError(
+                f"train.num_minibatches={n} must be a positive divisor of the rollout size "
+                f"train.horizon_length * num_envs = {train.horizon_length} * {num_envs} = {batch}")
+        return batch // n
     if train.minibatch_size is not None:
         mb = int(train.minibatch_size)
         if mb <= 0 or batch % mb:

@@ -165,7 +165,8 @@ def build_agent(cfg) -> tuple[SkillMimicAgent, Path, int]:
     _write_run_config(cfg, run_dir, seed)
     print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
           f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
-          f"minibatch {params['config']['minibatch_size']})", flush=True)
+          f"minibatch {params['config']['minibatch_size']} x "
+          f"{cfg.train.horizon_length * cfg.num_envs // params['config']['minibatch_size']} per mini-epoch)", flush=True)
 
     runner = make_runner()
     if cfg.task.hlc is not None:
