@@ -100,3 +100,57 @@ def test_buffer_on_cuda(checkpoint, motion):
     cpu = H.HistoryBuffer(H.FrozenHistoryEncoder.load(checkpoint), 4, "cpu")
     cpu.buf = buf.buf.cpu()
     torch.testing.assert_close(buf.embed().cpu(), cpu.embed(), atol=1e-4, rtol=1e-4)
+
+
+DEMO = pathlib.Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"
+
+
+@pytest.mark.skipif(not DEMO.exists(), reason="demo clips not present")
+def test_encoder_cache_is_keyed_by_content_and_settings_outside_the_repo(tmp_path, monkeypatch):
+    """hist_ckpt=auto pretrains once per (clip contents, settings) into the user cache and
+    then only loads; a failed pretraining leaves nothing behind."""
+    import shutil
+
+    from skillmimic.augment import env_hook as E
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert E.user_cache_dir() == tmp_path / "xdg" / "skillmimic"
+    assert E.V2Config().cache_dir is None and E.V2Config().hist_pretrain_epochs == H.PretrainConfig().epochs == 1000
+
+    clips = tmp_path / "clips"
+    shutil.copytree(DEMO, clips)
+    motion = MotionLibrary(clips)
+    cfg = E.V2Config(hist_ckpt=E.AUTO, hist_pretrain_epochs=1)
+    calls = []
+    real = E.pretrain
+    monkeypatch.setattr(E, "pretrain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    enc = E.cached_history_encoder(motion, cfg, "cpu", log=lambda *_: None)
+    path = E.history_cache_path(motion, cfg)
+    assert path.parent == tmp_path / "xdg" / "skillmimic" and path.is_file() and repo not in path.parents
+    assert [p.name for p in path.parent.iterdir()] == [path.name]           # no temporary file left
+    assert isinstance(enc, H.FrozenHistoryEncoder) and len(calls) == 1
+    E.cached_history_encoder(MotionLibrary(clips), cfg, "cpu", log=lambda *_: None)
+    assert len(calls) == 1, "the second use loads the cache"
+    torch.load(path, weights_only=True)
+
+    # other settings, or edited clip contents: another key
+    assert E.history_cache_path(motion, E.V2Config(hist_pretrain_epochs=2)) != path
+    first = sorted(clips.rglob("*.pt"))[0]
+    first.write_bytes(first.read_bytes()[:-1] + bytes([first.read_bytes()[-1] ^ 1]))
+    assert E.history_cache_path(MotionLibrary(clips), cfg) != path
+
+    # a pretraining that fails writes nothing
+    def boom(*a, **k):
+        raise ValueError("history-encoder pretraining diverged")
+    monkeypatch.setattr(E, "pretrain", boom)
+    with pytest.raises(ValueError, match="diverged"):
+        E.cached_history_encoder(MotionLibrary(clips), cfg, "cpu", log=lambda *_: None)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_pretraining_stops_once_converged(motion):
+    """The convergence stop: with min_lr just under the start lr, the first plateau cut ends it."""
+    ckpt = H.pretrain(motion, H.PretrainConfig(epochs=50, patience=0, lr=1e-3, min_lr=9.9e-4), log=None)
+    run = ckpt["train"]["epochs_run"]
+    assert 1 < run < 50 and len(ckpt["train"]["losses"]) == run
