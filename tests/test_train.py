@@ -334,6 +334,25 @@ def test_minibatch_default_and_validation():
         resolve_minibatch(PPOConfig(num_minibatches=4, minibatch_size=128), 16)
 
 
+def test_epoch_budget_is_the_task_s_capped_by_the_motion_s():
+    from omegaconf import OmegaConf
+
+    from skillmimic.rl.config import resolve_max_epochs
+
+    def budget(*overrides):
+        return resolve_max_epochs(OmegaConf.to_object(compose(list(overrides))))
+
+    assert budget() == 100                                                  # the demo: a CPU try-out
+    assert budget("motion=ballplay_layup") == 50000                         # V1 skill, the original's
+    assert budget("motion=ballplay_v2_sparse", "task=skill_v2") == 20000    # V2
+    assert budget("task=hlc_heading") == 2000 and budget("task=hlc_layup") == 6000
+    assert budget("task=hlc_layup", "motion=demo") == 100
+    assert budget("motion=ballplay_layup", "max_epochs=7") == 7 and budget("max_epochs=-1") == -1
+    with pytest.raises(ConfigError, match="task.max_epochs must be >= 1"):
+        from skillmimic.rl.config import validate
+        validate(OmegaConf.to_object(compose(["task.max_epochs=0"])))
+
+
 def test_defaults_are_the_original_ppo_settings_and_yaml_matches_schema():
     from omegaconf import OmegaConf
 
