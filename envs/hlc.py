@@ -43,7 +43,7 @@ from typing import ClassVar, List, Optional, Protocol
 
 import torch
 
-from skillmimic.assets.mjcf import HoopConfig, SceneConfig
+from skillmimic.assets.mjcf import HoopConfig, SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary
 from skillmimic.rl.checkpoint import CheckpointError
 from skillmimic.observations import BALL_OBS, HUMANOID_OBS, NUM_SKILLS, heading_rotation_inv, scene_obs, skill_one_hot
@@ -450,6 +450,7 @@ class HLCEnv:
         if llc.num_obs != LLC_OBS or llc.num_actions != sim.skeleton.num_dof:
             raise ValueError(f"the low-level policy maps {llc.num_obs} obs -> {llc.num_actions} actions; the HLC env "
                              f"needs {LLC_OBS} -> {sim.skeleton.num_dof}")
+        motion.check_skeleton(sim.skeleton)
         self.cfg = cfg
         self.sim = sim
         self.motion = motion
@@ -605,7 +606,7 @@ def make_hlc_env(cfg: HLCEnvConfig, motion_path, llc_checkpoint: str | Path, sim
         llc = load_llc(llc_checkpoint, device=device)
     scene = hlc_scene(scene, cfg.hlc)
     _warn_scene_mismatch(llc, scene, llc_checkpoint)
-    motion = MotionLibrary(motion_path, device=device)
+    motion = MotionLibrary(motion_path, device=device, skeleton=scene_skeleton(scene))
     sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
     return HLCEnv(cfg, motion, sim, llc)
 
@@ -616,6 +617,10 @@ def _warn_scene_mismatch(llc, scene: SceneConfig, path) -> None:
     if run_cfg is None:
         return
     trained = run_cfg.sim.scene
+    if trained.hinge_order != scene.hinge_order:
+        raise ValueError(f"llc_checkpoint {path} was trained with sim.scene.hinge_order={trained.hinge_order!r}, "
+                         f"this run has {scene.hinge_order!r}: its actions drive other hinges; "
+                         f"set sim.scene.hinge_order={trained.hinge_order}")
     diff = [k for k in ("physics", "ball", "floor_friction", "self_collision")
             if getattr(trained, k) != getattr(scene, k)]
     if diff:

@@ -340,9 +340,9 @@ class V2Augment:
         if self.history is not None:
             self.history.fill(env_ids, motion.clip_starts[clips].to(env.device), frames.to(env.device),
                               self.history_table)
-            kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos)
+            kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos, skeleton=env.sim.skeleton)
             self._feat[env_ids] = history_features(kin.pos, state.root_quat, state.dof_pos,
-                                                   state.ball_pos).to(self._feat)
+                                                   state.ball_pos, env.sim.skeleton).to(self._feat)
         return ResetPlan(clips=clips, frames=frames, state=state, masked_steps=steps)
 
     # ------------------------------------------------------------------ steps
@@ -380,7 +380,7 @@ class V2Augment:
             return torch.zeros(env.num_envs, 0, device=env.device)
         s = env.sim.state
         j = s.joint
-        self._feat = history_features(s.body_pos, j.root_quat, j.dof_pos, j.ball_pos).to(self._feat)
+        self._feat = history_features(s.body_pos, j.root_quat, j.dof_pos, j.ball_pos, env.sim.skeleton).to(self._feat)
         return self.history.embed()
 
     # ------------------------------------------------------------------ state

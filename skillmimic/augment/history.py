@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 from ..observations import NUM_SKILLS, heading_rotation_inv, local_ball_pos, local_body_pos
-from ..rotations import hinge_xyz_to_expmap
+from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
+from ..rotations import hinge_to_expmap
 from .similarity import LOCOMOTION_LABELS
 
 FORMAT = "skillmimic-history-encoder"
@@ -49,15 +50,16 @@ MIN_STD = 1e-2          # features that barely vary (finger joints) are not blow
 
 # --------------------------------------------------------------------------- features
 def history_features(body_pos: torch.Tensor, root_quat: torch.Tensor, dof_pos: torch.Tensor,
-                     ball_pos: torch.Tensor) -> torch.Tensor:
+                     ball_pos: torch.Tensor, skeleton: Skeleton = SKELETON_BALLPLAY) -> torch.Tensor:
     """(N, 316) per-frame features from bodies (N, 53, 3), root quaternion (wxyz), hinge
-    angles (N, 156) and ball position (N, 3)."""
+    angles (N, 156, in ``skeleton``'s hinge orders) and ball position (N, 3). The joints
+    enter as exp-maps, so the features do not depend on the hinge orders."""
     n = body_pos.shape[0]
     inv = heading_rotation_inv(root_quat)
     root = body_pos[:, 0]
     local = local_body_pos(inv, body_pos)
     ball = local_ball_pos(inv, ball_pos, root)
-    expmap = hinge_xyz_to_expmap(dof_pos.reshape(n, -1, 3)).reshape(n, -1)
+    expmap = hinge_to_expmap(dof_pos.reshape(n, -1, 3), skeleton.hinge_orders).reshape(n, -1)
     return torch.cat([root[:, 2:3], local.reshape(n, -1), expmap, ball], -1)
 
 
@@ -66,7 +68,8 @@ def library_history_features(motion, chunk: int = 8192) -> torch.Tensor:
     out = []
     for s in range(0, motion.num_frames, chunk):
         sl = slice(s, s + chunk)
-        out.append(history_features(motion.body_pos[sl], motion.root_quat[sl], motion.dof_pos[sl], motion.ball_pos[sl]))
+        out.append(history_features(motion.body_pos[sl], motion.root_quat[sl], motion.dof_pos[sl], motion.ball_pos[sl],
+                                    motion.skeleton))
     return torch.cat(out).to(torch.float32)
 
 

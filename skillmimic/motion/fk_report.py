@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..assets.skeleton import SKELETON_BALLPLAY
 from ..kinematics import forward_kinematics
 from . import columns as C
 from .io import MotionFileError, find_clips, load_clip
@@ -40,7 +41,9 @@ def clip_fk_errors(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ref = convert_clip(raw)
     recorded = ref.recorded_body_pos[ref.valid]
     conv = forward_kinematics(ref.root_pos, ref.root_quat, ref.dof_pos).pos[ref.valid]
-    raw_pos = forward_kinematics(ref.root_pos, ref.root_quat, raw[:, C.DOF].to(torch.float64)).pos[ref.valid]
+    # the original: triplets as X-Y-Z hinge angles
+    raw_pos = forward_kinematics(ref.root_pos, ref.root_quat, raw[:, C.DOF].to(torch.float64),
+                                 skeleton=SKELETON_BALLPLAY.with_hinge_order("XYZ")).pos[ref.valid]
     return (conv - recorded).norm(dim=-1).mean(dim=-1), (raw_pos - recorded).norm(dim=-1).mean(dim=-1)
 
 
