@@ -7,7 +7,9 @@ reset onto such a frame is pulled a whole turn round. This replays every start f
 the clips open loop -- reference state at frame s (velocities by central differences),
 free root, PD targets = reference hinge angles of frames s+1, s+2, ... -- and reports the
 mean wrist distance from the reference after 1 and 4 control steps, separately for the
-start frames that had a hinge angle beyond +-pi under the old conversion and for the rest:
+start frames that had a hinge angle beyond +-pi under the old conversion on the wrists'
+chain (spine, thorax, shoulder, elbow, wrist; what moves a wrist), for the frames with one
+beyond +-pi elsewhere only (fingers), and for the rest:
 
 * ``xyz, unwrapped`` -- before: X-Y-Z, angles unwrapped in time and recentred per clip, no
   hinge limits (the library up to this change);
@@ -31,6 +33,7 @@ import torch
 
 from physics_settings import Scene
 from skillmimic.assets.mjcf import SceneConfig, build_scene_xml
+from skillmimic.assets.skeleton import SKELETON_BALLPLAY as SK
 from skillmimic.motion import columns as C
 from skillmimic.motion.io import find_clips, load_clip
 
@@ -55,6 +58,15 @@ class UnwrappedXYZ(Scene):
         h = np.unwrap(qpos[:, self.hinge_qpos], axis=0)
         qpos[:, self.hinge_qpos] = h - 2 * np.pi * np.round(h.mean(0, keepdims=True) / (2 * np.pi))
         return qpos
+
+
+def _ancestor_joints(body: int) -> list[int]:
+    """Joints (body index - 1) on the path from the root to skeleton body ``body``."""
+    out = []
+    while body > 0:
+        out.append(body - 1)
+        body = SK.parents[body]
+    return out
 
 
 def wrist_errors(scene: Scene, qpos: np.ndarray, body: np.ndarray, starts, wrists) -> np.ndarray:
@@ -87,7 +99,9 @@ def main(argv=None) -> None:
               "table": Scene(SceneConfig())}
     wrists = np.array([mujoco.mj_name2id(before.model, mujoco.mjtObj.mjOBJ_BODY, n) for n in ("L_Wrist", "R_Wrist")])
     errs = {name: [] for name in scenes}
-    flagged = []
+    chain = sorted({j for w in wrists for j in _ancestor_joints(int(w) - 1)})
+    cols = np.array([3 * j + k for j in chain for k in range(3)])
+    flagged, flagged_any = [], []
     files = find_clips(args.motions)
     for f in files:
         clip = load_clip(f).double().numpy()
@@ -96,19 +110,22 @@ def main(argv=None) -> None:
         starts = [s for s in range(2, len(clip) - max(STEPS) - 1, args.every) if valid[s:s + max(STEPS) + 1].all()]
         if not starts:
             continue
-        flagged.append((np.abs(old[starts][:, before.hinge_qpos]) > math.pi).any(-1))
+        beyond = np.abs(old[starts][:, before.hinge_qpos]) > math.pi
+        flagged.append(beyond[:, cols].any(-1))
+        flagged_any.append(beyond.any(-1))
         for name, scene in scenes.items():
             qpos = old if scene is before else scene.reference_qpos(clip)
             errs[name].append(wrist_errors(scene, qpos, scene.reference_body_pos(qpos), starts, wrists))
-    flagged = np.concatenate(flagged)
-    print(f"{len(files)} clips under {args.motions}, start frames every {args.every}: {len(flagged)} replays, "
-          f"{flagged.sum()} ({100 * flagged.mean():.1f} %) from frames with a hinge beyond +-pi under X-Y-Z unwrapped")
-    print(f"mean wrist error (cm) after {' and '.join(map(str, STEPS))} control steps (60 Hz):")
-    print(f"{'model':<16} {'beyond-pi frames':>22} {'other frames':>22}")
+    arm, any_ = np.concatenate(flagged), np.concatenate(flagged_any)
+    groups = {"wrist chain > pi": arm, "fingers > pi only": any_ & ~arm, "other frames": ~any_}
+    print(f"{len(files)} clips under {args.motions}, start frames every {args.every}: {len(arm)} replays; "
+          f"frames with a hinge beyond +-pi under X-Y-Z unwrapped: {any_.sum()} ({100 * any_.mean():.1f} %), "
+          f"{arm.sum()} of them on the wrists' chain")
+    print(f"mean wrist error (cm) after {' / '.join(map(str, STEPS))} control steps (60 Hz), (replays):")
+    print(f"{'model':<16}" + "".join(f"{f'{g} ({m.sum()})':>26}" for g, m in groups.items()))
     for name in scenes:
         e = np.concatenate(errs[name]) * 100
-        a, b = e[flagged].mean(0), e[~flagged].mean(0)
-        print(f"{name:<16} {' / '.join(f'{v:6.2f}' for v in a):>22} {' / '.join(f'{v:6.2f}' for v in b):>22}")
+        print(f"{name:<16}" + "".join(f"{' / '.join(f'{v:6.2f}' for v in e[m].mean(0)):>26}" for m in groups.values()))
 
 
 if __name__ == "__main__":
