@@ -174,6 +174,23 @@ def test_xyz_switch_end_to_end():
         env.close()
 
 
+def test_hinge_order_is_one_config_value():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from skillmimic.rl.config import ConfigError, register_configs, validate
+
+    register_configs()
+    with initialize_config_dir(str(ROOT / "cfg"), version_base="1.3"):
+        default = compose("config")
+        xyz = compose("config", overrides=["sim.scene.hinge_order=xyz"])
+        bad = compose("config", overrides=["sim.scene.hinge_order=xyx"])
+    assert default.sim.scene.hinge_order == "table" and xyz.sim.scene.hinge_order == "xyz"
+    validate(OmegaConf.to_object(xyz))
+    with pytest.raises(ConfigError, match="sim.scene.hinge_order"):
+        validate(OmegaConf.to_object(bad))
+
+
 def test_table_sim_fk_matches_mujoco_near_the_old_singularity():
     """Bent shoulders and elbows (X-Y-Z middle angle ~90 deg) in the table's orders: the
     simulator's torch FK reports MuJoCo's own body positions."""

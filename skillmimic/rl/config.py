@@ -25,7 +25,7 @@ from omegaconf import MISSING
 from envs.hlc import HLCConfig
 from envs.skill import SkillEnvConfig
 from skillmimic.augment.env_hook import AUTO, V2Config
-from skillmimic.assets.mjcf import SceneConfig
+from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
 from skillmimic.rewards import RewardWeights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -332,6 +332,10 @@ def validate(cfg: Config) -> None:
 
     if cfg.sim.backend not in available_backends():
         raise ConfigError(f"sim.backend must be one of {available_backends()}, got {cfg.sim.backend!r}")
+    try:
+        scene_skeleton(cfg.sim.scene)
+    except ValueError as exc:
+        raise ConfigError(f"sim.scene.hinge_order: {exc}") from None
     resolve_device(cfg.device)
     if cfg.multi_gpu:
         distributed_rank()   # raises with the fix when not launched by torchrun / without CUDA
