@@ -36,7 +36,7 @@ from ..rotations import EULER_ORDERS, matrix_to_hinge
 from . import columns as C
 from .fk_report import DEFAULT_DATA, default_paths
 from .io import MotionFileError, find_clips, load_clip
-from .reference import fill_index, hinge_angles, missing_frames
+from .reference import fill_index, hinge_angles, missing_frames, wrap_angle
 
 JUMP_RAD = 1.0          # a reference hinge jump above this between frames is reported
 STILL_RAD = 0.5         # ... as a representation jump if the joint's rotation moved less
@@ -103,12 +103,23 @@ def propose_orders(table: dict[str, dict[str, torch.Tensor]]) -> list[str]:
     return proposal
 
 
-def reference_stats(clips: Clips, skeleton: Skeleton) -> dict[str, float]:
+def _continuous(angles: torch.Tensor) -> torch.Tensor:
+    """The conversion before per-joint orders: angles unwrapped in time, then shifted by whole
+    turns so that the clip mean lies in [-pi, pi]."""
+    d = wrap_angle(angles.diff(dim=0))
+    out = torch.cat([angles[:1], angles[:1] + d.cumsum(dim=0)])
+    return out - 2 * math.pi * torch.round(out.mean(dim=0, keepdim=True) / (2 * math.pi))
+
+
+def reference_stats(clips: Clips, skeleton: Skeleton, continuous: bool = False) -> dict[str, float]:
     """Converted reference hinge angles (the motion library's conversion, per clip) under
-    ``skeleton``'s orders: bounds and frame-to-frame jumps over valid frames."""
+    ``skeleton``'s orders: bounds and frame-to-frame jumps over valid frames. ``continuous``:
+    the conversion before per-joint orders (see :func:`_continuous`), for comparison."""
     ends = clips.starts[1:] + [clips.expmap.shape[0]]
-    dof = torch.cat([hinge_angles(clips.expmap[s:e].reshape(e - s, -1), skeleton)
-                     for s, e in zip(clips.starts, ends)]).reshape(-1, C.NUM_JOINTS, 3)
+    per_clip = [hinge_angles(clips.expmap[s:e].reshape(e - s, -1), skeleton) for s, e in zip(clips.starts, ends)]
+    if continuous:
+        per_clip = [_continuous(a) for a in per_clip]
+    dof = torch.cat(per_clip).reshape(-1, C.NUM_JOINTS, 3)
     absval = dof[clips.valid].abs()
     jump = (dof[1:] - dof[:-1]).abs().amax(-1)[clips.pair]          # (pairs, J)
     moved = clips.moved[clips.pair]
@@ -168,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"proposed HINGE_ORDERS = {changed}")
     print()
     print("converted reference (valid frames; jumps between consecutive valid frames):")
-    print(f"{'orders':<6} {'beyond pi':>16} {'max |q|':>8} {'max jump':>9} {'jumps>1':>8} {'repr. jumps>1':>14} {'max repr. jump':>15}")
-    for name, sk in (("XYZ", skel.with_hinge_order("XYZ")), ("table", skel)):
-        s = reference_stats(clips, sk)
-        print(f"{name:<6} {s['beyond_pi_frames']:>7} ({100 * s['beyond_pi_frames'] / s['frames']:5.2f}%) "
+    print(f"{'orders':<28} {'beyond pi':>16} {'max |q|':>8} {'max jump':>9} {'jumps>1':>8} {'repr. jumps>1':>14} {'max repr. jump':>15}")
+    xyz = skel.with_hinge_order("XYZ")
+    for name, sk, cont in (("XYZ made continuous (before)", xyz, True), ("XYZ", xyz, False), ("table", skel, False)):
+        s = reference_stats(clips, sk, cont)
+        print(f"{name:<28} {s['beyond_pi_frames']:>7} ({100 * s['beyond_pi_frames'] / s['frames']:5.2f}%) "
               f"{s['max_abs']:>8.2f} {s['max_jump']:>9.2f} {s['jumps_gt_1']:>8} {s['representation_jumps']:>14} "
               f"{s['max_representation_jump']:>15.2f}")
     return 0
