@@ -34,7 +34,6 @@ import torch
 from physics_settings import Scene
 from skillmimic.assets.mjcf import SceneConfig, build_scene_xml
 from skillmimic.assets.skeleton import SKELETON_BALLPLAY as SK
-from skillmimic.motion import columns as C
 from skillmimic.motion.io import find_clips, load_clip
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

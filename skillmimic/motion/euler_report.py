@@ -22,11 +22,9 @@ smallest maximum middle angle.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import roma
 import torch
@@ -34,7 +32,7 @@ import torch
 from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..rotations import EULER_ORDERS, matrix_to_hinge
 from . import columns as C
-from .fk_report import DEFAULT_DATA, default_paths
+from .fk_report import clip_report_parser, report_paths
 from .io import MotionFileError, find_clips, load_clip
 from .reference import fill_index, hinge_angles, missing_frames, wrap_angle
 
@@ -136,18 +134,12 @@ def reference_stats(clips: Clips, skeleton: Skeleton, continuous: bool = False) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m skillmimic.motion.euler_report",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="*", type=Path,
-                        help=f"clip files or folders (default: {DEFAULT_DATA} if it exists)")
+    parser = clip_report_parser("python -m skillmimic.motion.euler_report", __doc__)
     parser.add_argument("--near-deg", type=float, default=75.0,
                         help="a middle angle above this counts as near the singularity; default 75")
     args = parser.parse_args(argv)
-    paths = args.paths or default_paths()
-    if not paths:
-        parser.error(f"no PATH given and {DEFAULT_DATA} not found")
     try:
-        clips = load_joint_rotations(paths)
+        clips = load_joint_rotations(report_paths(parser, args))
     except MotionFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

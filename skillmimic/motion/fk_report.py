@@ -36,6 +36,22 @@ def default_paths() -> list[Path]:
     return []
 
 
+def clip_report_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """Command-line parser of a report over clip files or folders (``paths``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help=f"clip files or folders (default: {DEFAULT_DATA} if it exists)")
+    return parser
+
+
+def report_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Path]:
+    """The given paths, else the shared data folder, else a usage error."""
+    paths = args.paths or default_paths()
+    if not paths:
+        parser.error(f"no PATH given and {DEFAULT_DATA} not found")
+    return paths
+
+
 def clip_fk_errors(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per valid frame mean body error (m) of the converted reference and of raw triplets."""
     ref = convert_clip(raw)
@@ -48,17 +64,12 @@ def clip_fk_errors(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m skillmimic.motion.fk_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="*", type=Path,
-                        help=f"clip files or folders (default: {DEFAULT_DATA} if it exists)")
+    parser = clip_report_parser("python -m skillmimic.motion.fk_report", __doc__)
     parser.add_argument("--max-mean-cm", type=float, default=3.5,
                         help="fail if the converted mean error exceeds this (cm); default 3.5")
     args = parser.parse_args(argv)
-    paths = args.paths or default_paths()
-    if not paths:
-        parser.error(f"no PATH given and {DEFAULT_DATA} not found")
     try:
-        files = find_clips(paths)
+        files = find_clips(report_paths(parser, args))
     except MotionFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
