@@ -605,14 +605,15 @@ def make_hlc_env(cfg: HLCEnvConfig, motion_path, llc_checkpoint: str | Path, sim
     if llc is None:
         llc = load_llc(llc_checkpoint, device=device)
     scene = hlc_scene(scene, cfg.hlc)
-    _warn_scene_mismatch(llc, scene, llc_checkpoint)
+    _check_llc_scene(llc, scene, llc_checkpoint)
     motion = MotionLibrary(motion_path, device=device, skeleton=scene_skeleton(scene))
     sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
     return HLCEnv(cfg, motion, sim, llc)
 
 
-def _warn_scene_mismatch(llc, scene: SceneConfig, path) -> None:
-    """The LLC only knows the physics it was trained in; say so when the HLC's differs."""
+def _check_llc_scene(llc, scene: SceneConfig, path) -> None:
+    """The LLC only knows the physics it was trained in: warn when the HLC's differs, and
+    refuse another hinge order (its actions would drive other hinges)."""
     run_cfg = getattr(llc, "run_config", None)
     if run_cfg is None:
         return
