@@ -1,8 +1,8 @@
 """Rotation helpers on torch tensors (any device), quaternions in MuJoCo's (w, x, y, z) order.
 
 Why one module: the data stores exp-maps, MuJoCo and Warp use wxyz quaternions, the
-hinge chains need intrinsic Euler angles (one Tait-Bryan order per joint) and the observations use tan-norm
-(R x, R z) 6-d rotations. Conversions are delegated to ``roma`` (xyzw) and wrapped
+hinge chains need intrinsic Euler angles (one Tait-Bryan order per joint) and the
+observations use tan-norm (R x, R z) 6-d rotations. Conversions are delegated to ``roma`` (xyzw) and wrapped
 here so that the wxyz/xyzw swap happens in exactly one place.
 """
 

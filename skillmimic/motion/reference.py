@@ -11,15 +11,15 @@ Conventions (all along the time axis of one clip):
   ``valid`` marks it so callers can mask rewards (V2's treatment).
 * hinge angles: each joint's exp-map converted to intrinsic Euler angles in the joint's
   hinge order (``Skeleton.hinge_orders``), frame by frame, so every angle lies in
-  [-pi, pi] (the hinges' joint limits). With the table's orders no joint nears its Euler
-  singularity in the shared data, so the angles are also continuous: no reference hinge
-  jumps by 1 rad between frames unless the recorded joint rotation itself does
-  (``python -m skillmimic.motion.euler_report``). Under X-Y-Z (``hinge_order: xyz``) they
-  jump at gimbal lock, as in the original's hinge model.
+  [-pi, pi] (the hinges' joint limits). With the table's orders the joints stay clear of
+  their Euler singularity in the shared data, so the angles are also continuous: a
+  reference hinge jumps by 1 rad between frames only where the recorded joint rotation
+  itself does, bar 22 right-thumb-tip frames (``python -m skillmimic.motion.euler_report``,
+  docs/joints.md). Under X-Y-Z (``hinge_order: xyz``) they jump at gimbal lock.
 * quaternions (w, x, y, z) are sign-smoothed: consecutive frames have a positive dot.
 * velocities: forward differences x fps (of hinge angles: the difference wrapped into
-  [-pi, pi), so an angle passing +-pi has its true rate). A frame whose difference would touch a missing
-  frame (the missing frame itself, the frame before and the frame just after one) and
+  [-pi, pi), so an angle passing +-pi has its true rate). A frame whose difference would
+  touch a missing frame (the missing frame itself, the frame before and the frame just after one) and
   the last frame copy the previous frame's velocity (V2's convention).
 * angular velocities are in the WORLD frame: q[t+1] = exp(w dt) q[t]. The original
   computed conj(q[t]) q[t+1] (a body-frame rate) and used it as a world rate.
