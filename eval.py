@@ -47,4 +47,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:            # Ctrl-C: stop without a traceback (no report is written)
+        print("\n[skillmimic] eval interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)

@@ -133,3 +133,24 @@ def test_keymap_validation():
         KeyMap(skills={"Q": 1}, pause="Q").codes()
     with pytest.raises(ValueError, match="unknown keymap entries"):
         KeyMap.from_mapping({"skills": {"Q": 1}, "quit": "ESCAPE"})
+
+
+def test_ctrl_c_closes_the_viewer_without_a_traceback(monkeypatch, capsys):
+    """Ctrl-C in the terminal raises KeyboardInterrupt inside the viewer loop: main() returns
+    130 with one line, no traceback (the display and the loop are stood in for)."""
+    import skillmimic.viz.viewer as viewer
+
+    demo = REPO / "data" / "motions" / "demo"
+    if not any(demo.glob("*.pt")):
+        pytest.skip("demo clips not present")
+    seen = []
+
+    def interrupted(player, *a, **kw):
+        seen.append(player)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(viewer, "has_display", lambda: True)
+    monkeypatch.setattr(viewer, "run_viewer", interrupted)
+    assert viewer.main(["dataset", str(demo)]) == 130
+    err = capsys.readouterr().err
+    assert isinstance(seen[0], DatasetPlayer) and "interrupted" in err and "Traceback" not in err

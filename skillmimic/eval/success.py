@@ -65,6 +65,18 @@ class SuccessThresholds:
     count_from: int = 0              # run_no_object counts steps n >= count_from
 
 
+def criterion_steps(name: str, thresholds: SuccessThresholds | None = None) -> int:
+    """Steps a round needs for criterion ``name`` to be tested as defined: past the latch
+    window of run (100) and layup/shot (300) -- shorter rounds only test "was reached once"
+    -- more than ``hold_steps`` (60) for pickup/getup, past ``count_from`` for run_no_object."""
+    th = thresholds or SuccessThresholds()
+    steps = {"run": th.run_latch_steps + 1, "layup": th.throw_latch_steps + 1, "shot": th.throw_latch_steps + 1,
+             "pickup": th.hold_steps + 1, "getup": th.hold_steps + 1, "run_no_object": th.count_from + 1}
+    if name not in steps:
+        raise ValueError(f"unknown success criterion {name!r}; choose from {CRITERIA}")
+    return steps[name]
+
+
 def criterion_codes(labels: torch.Tensor, skill_criteria: Mapping[int, str] | None = None) -> torch.Tensor:
     """(N,) long index into :data:`CRITERIA` per env label, -1 where the label has none."""
     table = DEFAULT_SKILL_CRITERIA if skill_criteria is None else skill_criteria
@@ -193,4 +205,4 @@ def rates_by_label(labels: Sequence[int] | torch.Tensor, success: torch.Tensor, 
 
 
 __all__ = ["CRITERIA", "DEFAULT_SKILL_CRITERIA", "SuccessThresholds", "SuccessTracker", "criterion_codes",
-           "criterion_name", "success_rate", "rates_by_label"]
+           "criterion_name", "criterion_steps", "success_rate", "rates_by_label"]
