@@ -1,14 +1,23 @@
 """Deterministic test-mode evaluation of a skill policy: per-skill success, tracking errors,
-contact accuracy and NAR; skill-transition and robustness scenarios.
+contact accuracy and NAR; skill-transition, robustness, random-pick and get-up scenarios.
 
-Test mode (SkillMimic-V2's, facts §7): every env starts at a fixed frame (2) of a clip of
-the skill, early termination is off and each round runs ``episode_length`` steps (600),
-past the clip's end -- the reference then holds its last frame. The success criteria
-(:mod:`.success`) are updated every step; the tracking metrics (:mod:`.metrics`) and NAR
-are averaged over the steps that still have a reference frame (within the clip), since
-a comparison with a held or zero-padded frame measures nothing. Rounds differ by which
-clip each env gets (round-robin over the skill's clips) and by the random perturbations;
-MuJoCo itself is deterministic.
+Test mode (SkillMimic-V2's, facts §7): early termination is off and each round runs
+``episode_length`` steps (600), past the clip's end -- the reference then holds its last
+frame. The success criteria (:mod:`.success`) are updated every step; the tracking metrics
+(:mod:`.metrics`) and NAR are averaged over the steps that still have a reference frame
+(within the clip), since a comparison with a held or zero-padded frame measures nothing.
+
+Where this differs from the original, and why:
+
+* Episodes differ. The original started every episode at frame 2 of a clip; with a
+  deterministic policy and deterministic physics, a skill with one clip was one episode
+  repeated rounds x envs times. Here the episodes of a clip start at frames spread over
+  its first ``start_spread`` (:func:`spread_start_frames`; the first at ``start_frame``),
+  optionally with seeded start noise (``jitter``), and planned episodes that are identical
+  (same clip and start frame, nothing random) are run once and counted once.
+* Criteria are only scored when the round covers their time window
+  (:func:`~.success.criterion_steps`): a 300-step round cannot tell a layup that holds
+  from one that only got the ball up once. ``short_rounds`` omits, flags or refuses.
 
 Scenarios:
 
@@ -21,6 +30,10 @@ Scenarios:
 * ``push``: every ``push.interval`` steps the root gets a horizontal velocity kick of
   ``push.speed`` m/s in a random direction (backend-independent: a state write, no force
   API needed).
+* ``random_pick`` (V2's ``--test_random_pick``): pickup skills start with the ball placed
+  0.5-3 m away at 0.1-1.1 m height with a small random velocity.
+* ``getup`` (V2's unstable-start test): random hinge angles U(0, 1) rad and root
+  velocities, the root lifted clear of the floor, conditioned and scored as getup (000).
 
 :func:`evaluate` takes any :class:`~envs.skill.SkillEnv` and any ``policy(obs) -> action``
 callable, so it works with a checkpoint (:func:`skillmimic.eval.policy.load_policy`), a

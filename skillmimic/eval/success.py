@@ -21,6 +21,10 @@ run_no_object     more than 80 % of the counted steps (n >= count_from; 150 in s
                   switch tests) with root_z > .7 & |root_vel| > 1.
 ================ =====================================================================
 
+Each criterion has a time window: a round shorter than :func:`criterion_steps` (101 for
+run, 301 for layup/shot, 61 for pickup/getup) tests only part of it, e.g. a 300-step
+layup round only asks whether the ball was once above 1.8 m.
+
 Which criterion applies is keyed by skill label (:data:`DEFAULT_SKILL_CRITERIA`); labels
 without one (rebound, catch, pass in BallPlay-M) are reported as undefined, not failed.
 An env can also be failed outright (:meth:`SuccessTracker.fail`), e.g. when its physics
