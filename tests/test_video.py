@@ -107,6 +107,27 @@ def test_cli_clip_mode(motion, gl_backend, tmp_path, capsys):
     assert all(img.std() > 5 for img in video)
 
 
+def orange_pixels(img) -> int:
+    """The hoop's rim colour (0.95, 0.35, 0.05)."""
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return int(((r > 180) & (g > 50) & (g < 140) & (b < 60)).sum())
+
+
+def test_layup_render_draws_the_hoop_only_when_asked(gl_backend, tmp_path):
+    if not LAYUP.exists():
+        pytest.skip("shared BallPlay data not present")
+    from skillmimic.viz.render import render_clip
+
+    with_hoop, without = tmp_path / "hoop.mp4", tmp_path / "plain.mp4"
+    kw = dict(start=140, frames=3, width=640, height=480, progress=False)      # the rim tube is 2 cm thick
+    render_clip(LAYUP, with_hoop, hoop=True, **kw)
+    render_clip(LAYUP, without, **kw)
+    _, hoop_video = decode(with_hoop)
+    _, plain_video = decode(without)
+    assert all(orange_pixels(img) > 20 for img in hoop_video)
+    assert all(orange_pixels(img) == 0 for img in plain_video)
+
+
 def test_policy_rollout_renders_one_frame_per_step(motion, gl_backend, tmp_path):
     from envs import SkillEnv, SkillEnvConfig
     from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator

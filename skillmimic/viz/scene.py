@@ -80,7 +80,7 @@ class FollowCamera:
     aspect: float = 4 / 3          # width / height of the image
     margin: float = 0.08           # fraction of each half-extent kept free at the border
     radius: float = 0.15           # m, padding of each point (body geoms and the ball have size)
-    min_distance: float = 3.0      # m
+    min_distance: float = 4.0      # m
     smoothing: float = 0.15        # look-at easing per frame (1: jump to the target)
     relax: float = 0.03            # distance shrink rate per frame
     look_height: float = 1.0       # viewer mode: look-at height while following the root
