@@ -136,11 +136,11 @@ def test_transition_and_robustness_scenarios_with_zero_actions(motion):
 
 
 def test_short_rounds_omit_flag_or_refuse(motion):
-    """A 40-step round from frame 100 sees the layup's ball pass 1.8 m, but the criterion's
+    """A 15-step round from frame 100 sees the layup's ball pass 1.8 m, but the criterion's
     window is 300 steps then a hold: by default the success is not scored, 'flag' reports the
     partial figure marked with *, 'error' refuses before running."""
     env = make_env(motion, PerfectTracker)
-    base = dict(rounds=1, episode_length=40, start_frame=100, start_spread=0.0, progress=False)
+    base = dict(rounds=1, episode_length=15, start_frame=100, start_spread=0.0, progress=False)
     omit = evaluate(env, zero_policy, EvalSettings(**base)).results[0]
     flag_rep = evaluate(env, zero_policy, EvalSettings(**base, short_rounds="flag"))
     with pytest.raises(ValueError, match="layup needs >= 301"):
@@ -354,7 +354,10 @@ def test_eval_cli_writes_json_table_and_plot(smoke_checkpoint, tmp_path, monkeyp
     assert data["meta"]["motion"] == str(SMOKE_MOTION.resolve())
     skill, trans = data["results"]
     assert skill["scenario"] == "skill" and skill["score_label"] == label and skill["episodes"] == 4
-    assert 0.0 <= skill["success_rate"] <= 1.0 and skill["e_b_mm"] > 0 and skill["frames"] == 4 * 6
+    # 6-step rounds cannot test any criterion: not scored, said so in JSON and in the table
+    assert skill["success_rate"] is None and skill["criterion_covered"] is False and skill["criterion_steps"] > 6
+    assert "short" in printed.out and "episodes" in printed.out and "do not cover" in printed.err
+    assert skill["e_b_mm"] > 0 and skill["frames"] == 4 * 6
     assert trans["scenario"] == "transition" and trans["e_b_mm"] is None
     assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
