@@ -32,7 +32,7 @@ from ..assets.skeleton import SKELETON_BALLPLAY
 from ..sim.base import SceneLayout
 from ..state import JointState
 from .keymap import KeyHandler, KeyMap
-from .scene import ColourCues, FollowCamera, pose, qpos_from_state, scene_model
+from .scene import ColourCues, FollowCamera, pose, qpos_from_state, scene_model, subject_points
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VIEWER_CONFIG = REPO_ROOT / "cfg" / "viewer.yaml"
@@ -165,7 +165,7 @@ def run_viewer(player, keymap: KeyMap | None = None, camera: FollowCamera | None
                 cues.apply(frame.ball_contact, frame.state.root_ang_vel[0].cpu().numpy())
                 root = data.qpos[layout.root_q][:3]
                 if first:
-                    camera.place(viewer.cam, root)
+                    camera.update(viewer.cam, subject_points(model, data))     # framed once, then the user's
                     first = False
                 else:
                     camera.follow(viewer.cam, root)
