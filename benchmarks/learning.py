@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, dest="seeds", action=_OneSeed, help="one seed (the same as --seeds N)")
     ap.add_argument("--window", type=int, default=20, help="epochs averaged for the start and end figures")
     ap.add_argument("--min-gain", type=float, default=1.5, help="required mean end/start ratio of reward per step")
-    ap.add_argument("--eval-steps", type=int, default=300, help="steps of the short eval of each final checkpoint "
-                                                                "(0: no eval)")
+    ap.add_argument("--eval-steps", type=int, default=301, help="steps of the short eval of each final checkpoint "
+                                                                "(0: no eval; 301 covers the layup/shot window)")
     ap.add_argument("--eval-envs", type=int, default=None, help="envs of the short eval (default: --num-envs)")
     ap.add_argument("--out", "--output-dir", default=None, help="folder for learning.json, learning.md and the runs "
                                                 "(default: outputs/benchmarks/learning_<clip>_<time>, git-ignored)")
