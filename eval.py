@@ -33,7 +33,8 @@ def main(cfg: DictConfig) -> None:
 
     from skillmimic.eval.app import evaluate_checkpoint
 
-    out = run_guarded(evaluate_checkpoint, cfg, HydraConfig.get().overrides.task, extra_errors=(ValueError,))
+    out = run_guarded(evaluate_checkpoint, cfg, HydraConfig.get().overrides.task, extra_errors=(ValueError,),
+                      name="eval")
     print(out.report.table())
     print(f"[skillmimic] wrote {out.json_path} and {out.plot_path}", flush=True)
 

@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> None:
 
     from skillmimic.rl.runner import train
 
-    run_guarded(train, cfg, list(HydraConfig.get().overrides.task))
+    run_guarded(train, cfg, list(HydraConfig.get().overrides.task), name="training")
 
 
 if __name__ == "__main__":

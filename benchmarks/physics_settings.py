@@ -47,9 +47,10 @@ import numpy as np
 import torch
 
 from skillmimic.assets.calibrate_ball import CALIBRATION_HEIGHTS, calibrate, drop_test
-from skillmimic.assets.mjcf import PhysicsConfig, SceneConfig, build_scene_xml
+from skillmimic.assets.mjcf import PhysicsConfig, SceneConfig, build_scene_xml, scene_skeleton
 from skillmimic.motion import columns as C
-from skillmimic.rotations import expmap_to_hinge_xyz, expmap_to_quat
+from skillmimic.motion.reference import hinge_angles
+from skillmimic.rotations import expmap_to_quat
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_MOTIONS = REPO.parent / "shared" / "data" / "motions" / "BallPlay-M"
@@ -127,17 +128,14 @@ class Scene:
         self.geom_body = m.geom_bodyid.copy()
 
     def reference_qpos(self, clip: np.ndarray) -> np.ndarray:
-        """(T, nq) MuJoCo qpos of every clip frame: exp-maps -> wxyz quaternion / XYZ hinges.
-
-        Hinge angles are unwrapped in time: a few joints pass +-pi within a clip, and a
-        2 pi jump in the target would swing the joint the long way round."""
+        """(T, nq) MuJoCo qpos of every clip frame: exp-maps -> wxyz quaternion / hinge angles
+        in the scene's hinge orders (the motion library's conversion)."""
         t = torch.from_numpy(clip).double()
         T = t.shape[0]
         qpos = np.zeros((T, self.model.nq))
         qpos[:, 0:3] = clip[:, C.ROOT_POS]
         qpos[:, 3:7] = expmap_to_quat(t[:, C.ROOT_ROT]).numpy()
-        hinge = expmap_to_hinge_xyz(t[:, C.DOF].reshape(T, 52, 3)).reshape(T, 156).numpy()
-        qpos[:, self.hinge_qpos] = np.unwrap(hinge, axis=0)
+        qpos[:, self.hinge_qpos] = hinge_angles(t[:, C.DOF], scene_skeleton(self.cfg)).numpy()
         qpos[:, self.ball_qpos:self.ball_qpos + 3] = clip[:, C.BALL_POS]
         qpos[:, self.ball_qpos + 3] = 1.0
         return qpos

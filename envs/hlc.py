@@ -20,9 +20,12 @@ Deliberate differences from the original (see docs/hlc.md):
 * The goal of a new episode is drawn right after its reset state is set and *before* its
   first observation is computed (the original drew it afterwards, so the first observation
   of every episode carried the previous episode's goal).
-* Layup scoring uses a real hoop (rim at 3.05 m, backboard behind the rim facing the
-  approach) placed at the goal each episode; a score is the ball passing down through the
-  rim (:func:`skillmimic.scoring.rim_crossings`), not a predicted landing point.
+* Layup scoring uses a real hoop (backboard behind the rim facing the approach) placed at
+  the goal each episode; a score is the ball passing down through the rim
+  (:func:`skillmimic.scoring.rim_crossings`), not a predicted landing point. The rim is at
+  ``hlc.layup.rim_height`` = 2.5 m by default (the original's target height): the recorded
+  layups put the ball's apex at 2.73-2.93 m, so a regulation 3.05 m rim (still one config
+  value away) cannot be reached by imitating them.
 * The one ball-trajectory prediction kept (a layup shaping term) uses the exact time of the
   descending crossing of a height, :func:`ballistic_descent_time`.
 * The goal bearing features (cos, sin) are those of the goal direction in the humanoid's
@@ -31,6 +34,7 @@ Deliberate differences from the original (see docs/hlc.md):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field, replace
@@ -39,7 +43,7 @@ from typing import ClassVar, List, Optional, Protocol
 
 import torch
 
-from skillmimic.assets.mjcf import HoopConfig, SceneConfig
+from skillmimic.assets.mjcf import HoopConfig, SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary
 from skillmimic.rl.checkpoint import CheckpointError
 from skillmimic.observations import BALL_OBS, HUMANOID_OBS, NUM_SKILLS, heading_rotation_inv, scene_obs, skill_one_hot
@@ -52,6 +56,10 @@ log = logging.getLogger(__name__)
 LLC_OBS = HUMANOID_OBS + BALL_OBS + NUM_SKILLS
 #: a ball is in free flight when no component of its net contact force exceeds this (N)
 BALL_CONTACT_THRESHOLD = 0.1
+#: highest ball-centre apex of the shared layup and shot clips (m): BallPlay-M layup 2.82,
+#: turnlayup 2.73 / 2.93, shot_style1-3 2.88 / 2.94 / 2.64, BallPlay-V2 sparse shot 2.94
+#: (measured in docs/hlc.md). A rim at or above it is out of reach of the recorded skills.
+RECORDED_BALL_APEX_MAX = 2.94
 
 
 # --------------------------------------------------------------------------- configuration
@@ -86,6 +94,10 @@ class LayupConfig:
     """Score in a real hoop placed at a goal ``goal_distance`` from the start, facing it."""
 
     goal_distance: List[float] = field(default_factory=lambda: [2.0, 8.0])
+    # Rim centre height (m). 2.5: the original's target height, below every recorded layup and
+    # shot apex (2.64-2.94 m) and above the highest hand point of the layup (2.25 m); the
+    # regulation 3.05 m is above all of them (a warning says so). See docs/hlc.md.
+    rim_height: float = 2.5
     min_root_speed: float = 0.5        # standing still scales the reward by slow_scale
     slow_scale: float = 0.1
     distance_scale: float = 0.5        # exp(-distance_scale * |ball - rim centre|)
@@ -120,11 +132,24 @@ class HLCConfig:
         bad = [int(x) for x in self.control_mapping if not 0 <= int(x) < NUM_SKILLS]
         if bad:
             raise ValueError(f"hlc.control_mapping labels must be in [0, {NUM_SKILLS}), got {bad}")
+        if self.task == "layup":
+            if self.layup.rim_height <= 0:
+                raise ValueError(f"hlc.layup.rim_height must be > 0, got {self.layup.rim_height}")
+            if self.layup.rim_height >= RECORDED_BALL_APEX_MAX:
+                _warn_unreachable_rim(float(self.layup.rim_height))
         for key, rng in (("heading.goal_distance", self.heading.goal_distance),
                          ("circling.radius", self.circling.radius),
                          ("layup.goal_distance", self.layup.goal_distance)):
             if len(rng) != 2 or not 0 <= rng[0] <= rng[1]:
                 raise ValueError(f"hlc.{key} must be [lo, hi] with 0 <= lo <= hi, got {list(rng)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_unreachable_rim(height: float) -> None:
+    """Once per process and height."""
+    log.warning("hlc.layup.rim_height=%.2f m: the shared BallPlay layups and shots never get the ball above "
+                "%.2f m (layup apex 2.82 m), so a policy imitating them cannot score; 2.5 m is reachable "
+                "(docs/hlc.md)", height, RECORDED_BALL_APEX_MAX)
 
 
 @dataclass
@@ -372,7 +397,7 @@ class LayupTask(HLCTask):
         # rim centre over the goal; the hoop's +x (backboard -> court) points back at the start
         to_start = root_xy - goal
         yaw = torch.atan2(to_start[:, 1], to_start[:, 0])
-        rim = torch.cat([goal, torch.full_like(goal[:, :1], env.hoop.rim_height)], -1)
+        rim = torch.cat([goal, torch.full_like(goal[:, :1], self.cfg.layup.rim_height)], -1)
         env.sim.set_hoop_pose(ids, rim, yaw)
 
     @property
@@ -425,6 +450,7 @@ class HLCEnv:
         if llc.num_obs != LLC_OBS or llc.num_actions != sim.skeleton.num_dof:
             raise ValueError(f"the low-level policy maps {llc.num_obs} obs -> {llc.num_actions} actions; the HLC env "
                              f"needs {LLC_OBS} -> {sim.skeleton.num_dof}")
+        motion.check_skeleton(sim.skeleton)
         self.cfg = cfg
         self.sim = sim
         self.motion = motion
@@ -435,6 +461,9 @@ class HLCEnv:
         if self.task.needs_hoop and not sim.has_hoop:
             raise ValueError(f"the {self.task.name} task needs a scene with a hoop (SceneConfig(hoop=HoopConfig()))")
         self.hoop: HoopConfig = sim.scene_cfg.hoop or HoopConfig()
+        if self.task.needs_hoop and abs(self.hoop.rim_height - cfg.hlc.layup.rim_height) > 1e-9:
+            raise ValueError(f"the scene's hoop was built for a rim at {self.hoop.rim_height} m but "
+                             f"hlc.layup.rim_height={cfg.hlc.layup.rim_height}: build the scene with hlc_scene()")
         self.gravity = -float(sim.model.opt.gravity[2])
         self.control_dt = sim.control_dt
         self.control_mapping = torch.as_tensor([int(x) for x in cfg.hlc.control_mapping], dtype=torch.long,
@@ -554,11 +583,16 @@ class HLCEnv:
 
 
 def hlc_scene(scene: SceneConfig | None, hlc: HLCConfig) -> SceneConfig:
-    """``scene`` with a (default regulation) hoop added when the task needs one."""
+    """``scene`` with a hoop added when the task needs one, its rim at ``hlc.layup.rim_height``
+    (the task's value is the one source of the rim height; the pole reaches the floor)."""
     scene = scene or SceneConfig()
-    if TASKS[hlc.task].needs_hoop and scene.hoop is None:
-        scene = replace(scene, hoop=HoopConfig())
-    return scene
+    if not TASKS[hlc.task].needs_hoop:
+        return scene
+    rim = float(hlc.layup.rim_height)
+    if scene.hoop is not None and scene.hoop.rim_height != HoopConfig.rim_height and scene.hoop.rim_height != rim:
+        raise ValueError(f"sim.scene.hoop.rim_height={scene.hoop.rim_height} disagrees with "
+                         f"task.hlc.layup.rim_height={rim}: set the layup rim height with task.hlc.layup.rim_height")
+    return replace(scene, hoop=replace(scene.hoop or HoopConfig(), rim_height=rim))
 
 
 def make_hlc_env(cfg: HLCEnvConfig, motion_path, llc_checkpoint: str | Path, sim_backend: str = "mujoco",
@@ -571,18 +605,23 @@ def make_hlc_env(cfg: HLCEnvConfig, motion_path, llc_checkpoint: str | Path, sim
     if llc is None:
         llc = load_llc(llc_checkpoint, device=device)
     scene = hlc_scene(scene, cfg.hlc)
-    _warn_scene_mismatch(llc, scene, llc_checkpoint)
-    motion = MotionLibrary(motion_path, device=device)
+    _check_llc_scene(llc, scene, llc_checkpoint)
+    motion = MotionLibrary(motion_path, device=device, skeleton=scene_skeleton(scene))
     sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
     return HLCEnv(cfg, motion, sim, llc)
 
 
-def _warn_scene_mismatch(llc, scene: SceneConfig, path) -> None:
-    """The LLC only knows the physics it was trained in; say so when the HLC's differs."""
+def _check_llc_scene(llc, scene: SceneConfig, path) -> None:
+    """The LLC only knows the physics it was trained in: warn when the HLC's differs, and
+    refuse another hinge order (its actions would drive other hinges)."""
     run_cfg = getattr(llc, "run_config", None)
     if run_cfg is None:
         return
     trained = run_cfg.sim.scene
+    if trained.hinge_order != scene.hinge_order:
+        raise ValueError(f"llc_checkpoint {path} was trained with sim.scene.hinge_order={trained.hinge_order!r}, "
+                         f"this run has {scene.hinge_order!r}: its actions drive other hinges; "
+                         f"set sim.scene.hinge_order={trained.hinge_order}")
     diff = [k for k in ("physics", "ball", "floor_friction", "self_collision")
             if getattr(trained, k) != getattr(scene, k)]
     if diff:
@@ -591,5 +630,5 @@ def _warn_scene_mismatch(llc, scene: SceneConfig, path) -> None:
 
 
 __all__ = ["HLCConfig", "HLCEnvConfig", "HLCEnv", "HLCTask", "HeadingConfig", "CirclingConfig", "ThrowingConfig",
-           "LayupConfig", "LLCCheckpointError", "LLC_OBS", "TASKS", "ballistic_descent_time", "goal_features",
+           "LayupConfig", "LLCCheckpointError", "LLC_OBS", "RECORDED_BALL_APEX_MAX", "TASKS", "ballistic_descent_time", "goal_features",
            "hlc_scene", "load_llc", "make_hlc_env"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from skillmimic.assets.mjcf import SceneConfig
+from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary, ReferenceFrame
 from skillmimic.observations import NUM_SKILLS, scene_obs, skill_one_hot
 from skillmimic.rewards import RewardInputs, RewardWeights, interaction_reward
@@ -62,6 +62,7 @@ class SkillEnv:
             raise ValueError(f"simulator has {sim.num_worlds} worlds, config asks for {cfg.num_envs} envs")
         if isinstance(cfg.state_init, str) and cfg.state_init != "random":
             raise ValueError(f"state_init must be 'random' or a frame index, got {cfg.state_init!r}")
+        motion.check_skeleton(sim.skeleton)
         self.cfg = cfg
         self.sim = sim
         self.motion = motion
@@ -237,6 +238,6 @@ class SkillEnv:
 def make_skill_env(cfg: SkillEnvConfig, motion_path, sim_backend: str = "mujoco",
                    scene: SceneConfig | None = None, device: str = "cpu", augment=None, **sim_kwargs) -> SkillEnv:
     """Build motion library + simulator + env on one device (``augment``: optional V2 hook)."""
-    motion = MotionLibrary(motion_path, device=device)
+    motion = MotionLibrary(motion_path, device=device, skeleton=scene_skeleton(scene))
     sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
     return SkillEnv(cfg, motion, sim, augment=augment)

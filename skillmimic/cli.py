@@ -18,12 +18,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return ConfigError, CheckpointError, MotionFileError, HistoryCheckpointError
 
 
-def run_guarded(fn: Callable[..., Any], *args: Any, extra_errors: tuple[type[BaseException], ...] = ()) -> Any:
-    """``fn(*args)``; a user error prints ``error: <message>`` and exits 2, Ctrl-C exits 130."""
+def run_guarded(fn: Callable[..., Any], *args: Any, extra_errors: tuple[type[BaseException], ...] = (),
+                name: str = "run") -> Any:
+    """``fn(*args)``; a user error prints ``error: <message>`` and exits 2, Ctrl-C exits 130
+    with ``[skillmimic] <name> interrupted (Ctrl-C)``."""
     try:
         return fn(*args)
     except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C)", file=sys.stderr, flush=True)
+        print(f"\n[skillmimic] {name} interrupted (Ctrl-C)", file=sys.stderr, flush=True)
         sys.exit(130)
     except user_errors() + tuple(extra_errors) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)

@@ -16,8 +16,9 @@ inverse kinematics:
   ball, and the left hand holds a guard position. The crouch is a leg IK that keeps
   the feet planted.
 
-The joints changed by IK are written back as exp-maps with ``hinge_xyz_to_expmap``;
-every other joint keeps its source exp-map.
+The IK works on X-Y-Z hinge angles (its own parameterisation, whatever the simulator's
+hinge orders: a clip stores exp-maps); the joints it changes are written back as exp-maps
+and every other joint keeps its source exp-map.
 
 Every clip is a (T, 337) float32 tensor at 60 fps (layout in
 ``skillmimic.motion.columns``). Its body positions are the forward kinematics of its
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import pathlib
 from dataclasses import dataclass
@@ -43,12 +45,15 @@ from .assets.skeleton import SKELETON_BALLPLAY
 from .kinematics import forward_kinematics
 from .motion import columns as C
 from .rotations import (
-    expmap_to_hinge_xyz, expmap_to_quat, heading_yaw, hinge_xyz_to_expmap, quat_mul, quat_rotate,
-    quat_to_expmap, yaw_quat,
+    expmap_to_hinge, expmap_to_quat, heading_yaw, hinge_to_expmap, quat_mul, quat_rotate, quat_to_expmap,
+    yaw_quat,
 )
 
 GRAVITY = 9.81
-SKEL = SKELETON_BALLPLAY
+SKEL = SKELETON_BALLPLAY.with_hinge_order("XYZ")
+forward_kinematics = functools.partial(forward_kinematics, skeleton=SKEL)
+expmap_to_hinge_xyz = functools.partial(expmap_to_hinge, orders="XYZ")
+hinge_xyz_to_expmap = functools.partial(hinge_to_expmap, orders="XYZ")
 
 # Source pose: the last frame of BallPlay-M/pick_40/001_007pickle_pick_000.pt, where the
 # person stands still after the pick with the ball in both hands (exp-maps rounded to 1e-4).

@@ -6,7 +6,8 @@ imitation scores reward 1), and both engines hand back joint-space state; one
 vectorised FK over (worlds x bodies), computed level by level of the tree, serves both
 and runs on the device where the tensors already live.
 
-Conventions: root quaternion wxyz, hinge angles in DOF order (joint-major, x/y/z minor),
+Conventions: root quaternion wxyz, hinge angles in DOF order (joint-major, then the joint's
+three hinges in its hinge order, ``Skeleton.hinge_orders``),
 velocities of body *origins* in the world frame, angular velocity in the world frame.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from .assets.skeleton import SKELETON_BALLPLAY, Skeleton
-from .rotations import hinge_xyz_to_matrix, quat_to_matrix
+from .rotations import hinge_angular_velocity, hinge_to_matrix, quat_to_matrix
 
 
 @dataclass
@@ -81,7 +82,7 @@ class ForwardKinematics:
         nb = self.skeleton.num_bodies
         levels, parents, ancestor = self._tensors(root_pos.device, root_pos.dtype)
         angles = dof_pos.reshape(*batch, nb - 1, 3)
-        local_rot = hinge_xyz_to_matrix(angles)
+        local_rot = hinge_to_matrix(angles, self.skeleton.hinge_orders)
         pos = root_pos.new_empty(*batch, nb, 3)
         rot = root_pos.new_empty(*batch, nb, 3, 3)
         pos[..., 0, :] = root_pos
@@ -93,14 +94,7 @@ class ForwardKinematics:
         if dof_vel is None:
             return BodyKinematics(pos, rot)
         qd = dof_vel.reshape(*batch, nb - 1, 3)
-        # Hinge rates in the parent frame: x axis, y axis after Rx, z axis after Rx Ry.
-        ca, sa = torch.cos(angles[..., 0]), torch.sin(angles[..., 0])
-        cb, sb = torch.cos(angles[..., 1]), torch.sin(angles[..., 1])
-        local_w = torch.stack([
-            qd[..., 0] + sb * qd[..., 2],
-            ca * qd[..., 1] - sa * cb * qd[..., 2],
-            sa * qd[..., 1] + ca * cb * qd[..., 2],
-        ], dim=-1)
+        local_w = hinge_angular_velocity(angles, qd, self.skeleton.hinge_orders)  # parent frame
         d = (rot[..., parents, :, :] @ local_w.unsqueeze(-1)).squeeze(-1)   # (..., nj, 3) world
         rel = pos - pos[..., :1, :]                                          # origins relative to root
         joint_ang = ancestor @ d                                             # (..., nb, 3) sum of d over ancestors
@@ -110,12 +104,12 @@ class ForwardKinematics:
         return BodyKinematics(pos, rot, lin, ang)
 
 
-_DEFAULT_FK: ForwardKinematics | None = None
+_FK_CACHE: dict = {}
 
 
-def forward_kinematics(*args, **kwargs) -> BodyKinematics:
-    """FK of the BallPlay humanoid; see :class:`ForwardKinematics`."""
-    global _DEFAULT_FK
-    if _DEFAULT_FK is None:
-        _DEFAULT_FK = ForwardKinematics()
-    return _DEFAULT_FK(*args, **kwargs)
+def forward_kinematics(*args, skeleton: Skeleton = SKELETON_BALLPLAY, **kwargs) -> BodyKinematics:
+    """FK of the BallPlay humanoid (with ``skeleton``'s hinge orders); see :class:`ForwardKinematics`."""
+    key = (skeleton.names, skeleton.parents, skeleton.hinge_orders, skeleton.offsets.tobytes())
+    if key not in _FK_CACHE:
+        _FK_CACHE[key] = ForwardKinematics(skeleton)
+    return _FK_CACHE[key](*args, **kwargs)

@@ -8,9 +8,11 @@ import pathlib
 import mujoco
 import numpy as np
 import pytest
+import torch
 
 from skillmimic.assets.mjcf import ASSET_DIR, HoopConfig, SceneConfig, build_scene_xml
 from skillmimic.assets.skeleton import SKELETON_BALLPLAY as SK
+from skillmimic.rotations import hinge_to_matrix, matrix_to_hinge
 
 REFERENCE_XML = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "ballplay_humanoid_reference.xml"
 
@@ -45,16 +47,46 @@ def test_same_kinematics_and_inertia_as_the_recording_skeleton(model):
     np.testing.assert_allclose(model.body_pos[2:54], ref.body_pos[2:54], atol=1e-9)  # root placed by state
     np.testing.assert_allclose(model.body_mass[1:54], ref.body_mass[1:54], rtol=1e-6)
     np.testing.assert_allclose(model.body_inertia[1:54], ref.body_inertia[1:54], rtol=1e-5, atol=1e-12)
-    # random pose: identical forward kinematics
-    d, dr = mujoco.MjData(model), mujoco.MjData(ref)
+    # random pose: identical forward kinematics -- the same X-Y-Z angles with hinge_order=xyz,
+    # and the same joint rotations in the table's hinge orders
+    xyz = mujoco.MjModel.from_xml_string(build_scene_xml(SceneConfig(hinge_order="xyz")))
     rng = np.random.default_rng(0)
     q = rng.uniform(-1, 1, 156)
-    for data in (d, dr):
+    rot = hinge_to_matrix(torch.from_numpy(q).reshape(52, 3), "XYZ")
+    q_table = matrix_to_hinge(rot, SK.hinge_orders).reshape(-1).numpy()
+    xpos = []
+    for m, angles in ((ref, q), (xyz, q), (model, q_table)):
+        data = mujoco.MjData(m)
         data.qpos[:7] = [0.1, -0.2, 0.9, 0.8, 0.6, 0.0, 0.0]
-        data.qpos[7:163] = q
-    mujoco.mj_kinematics(model, d)
-    mujoco.mj_kinematics(ref, dr)
-    np.testing.assert_allclose(d.xpos[1:54], dr.xpos[1:54], atol=1e-12)
+        data.qpos[7:163] = angles
+        mujoco.mj_kinematics(m, data)
+        xpos.append(data.xpos[1:54].copy())
+    np.testing.assert_allclose(xpos[1], xpos[0], atol=1e-12)
+    np.testing.assert_allclose(xpos[2], xpos[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("hinge_order", ["table", "xyz"])
+def test_hinge_order_of_every_body_follows_the_skeleton(hinge_order):
+    """Each body lists its three hinges (joints and actuators) in its hinge order, so DOF
+    3j, 3j+1, 3j+2 are the first, middle and last Euler angle of joint j."""
+    m = mujoco.MjModel.from_xml_string(build_scene_xml(SceneConfig(hinge_order=hinge_order)))
+    orders = SK.with_hinge_order(hinge_order).hinge_orders
+    assert hinge_order == "xyz" or {"YXZ", "XYZ"} <= set(orders)
+    axes = {"x": [1, 0, 0], "y": [0, 1, 0], "z": [0, 0, 1]}
+    for j, order in enumerate(orders):
+        body = SK.names[j + 1]
+        for k, letter in enumerate(order.lower()):
+            jnt = m.joint(1 + 3 * j + k)                        # joint 0 is the root
+            assert jnt.name == f"{body}_{letter}" and int(jnt.bodyid[0]) == m.body(body).id
+            np.testing.assert_array_equal(jnt.axis, axes[letter])
+            assert m.actuator(3 * j + k).name == jnt.name and int(m.actuator(3 * j + k).trnid[0]) == jnt.id
+            np.testing.assert_allclose(m.jnt_range[jnt.id], [-math.pi, math.pi], rtol=1e-7)
+        assert m.jnt_limited[1 + 3 * j]
+
+
+def test_unknown_hinge_order_is_one_clear_error():
+    with pytest.raises(ValueError, match="hinge_order must be 'table' or one of"):
+        build_scene_xml(SceneConfig(hinge_order="xzx"))
 
 
 def test_committed_scene_files_are_current():

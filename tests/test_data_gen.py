@@ -11,7 +11,7 @@ from skillmimic.assets.mjcf import BallConfig
 from skillmimic.assets.skeleton import SKELETON_BALLPLAY as SKEL
 from skillmimic.kinematics import forward_kinematics
 from skillmimic.motion import columns as C
-from skillmimic.rotations import expmap_to_hinge_xyz, expmap_to_quat
+from skillmimic.rotations import expmap_to_hinge, expmap_to_quat
 
 DEMO_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"
 G = data_gen.GRAVITY
@@ -53,11 +53,12 @@ def test_ballplay_format(clips, name, label, seconds):
     assert torch.equal(clip[:, C.ROOT_ROT_DUP], clip[:, C.ROOT_ROT])
     assert not clip[:, C.BALL_ROT].any() and not clip[:, C.UNUSED].any()
     assert set(clip[:, C.CONTACT].unique().tolist()) <= {0.0, 1.0}
-    # body positions are the forward kinematics of the clip's own pose
+    # body positions are the forward kinematics of the clip's own pose (generated with X-Y-Z
+    # hinges, checked with the table's orders: the clip stores rotations, not hinge angles)
     c = clip.double()
     T = c.shape[0]
     body = forward_kinematics(c[:, C.ROOT_POS], expmap_to_quat(c[:, C.ROOT_ROT]),
-                              expmap_to_hinge_xyz(c[:, C.DOF].reshape(T, -1, 3)).reshape(T, -1)).pos
+                              expmap_to_hinge(c[:, C.DOF].reshape(T, -1, 3), SKEL.hinge_orders).reshape(T, -1)).pos
     torch.testing.assert_close(body.reshape(T, -1), c[:, C.BODY_POS], rtol=0, atol=1e-5)
     torch.testing.assert_close(c[:, C.BODY_POS][:, :3], c[:, C.ROOT_POS], rtol=0, atol=1e-6)
 
@@ -67,7 +68,7 @@ def test_standing_on_not_in_the_floor(clips, name):
     c = clips[name].double()
     T = c.shape[0]
     fk = forward_kinematics(c[:, C.ROOT_POS], expmap_to_quat(c[:, C.ROOT_ROT]),
-                            expmap_to_hinge_xyz(c[:, C.DOF].reshape(T, -1, 3)).reshape(T, -1))
+                            expmap_to_hinge(c[:, C.DOF].reshape(T, -1, 3), SKEL.hinge_orders).reshape(T, -1))
     low = data_gen.lowest_point(fk.pos, fk.rot)
     assert low.min() > -2e-3 and low.max() < 2e-3          # feet on the floor, not sunk or floating
     assert (c[:, C.BALL_POS][:, 2] >= RADIUS - 1e-5).all()   # ball never below the floor

@@ -75,13 +75,16 @@ def test_perfect_tracking_gives_zero_error_known_contact_accuracy_and_layup_succ
     accuracy is the fraction of compared reference frames (101..130) without contact, and the
     reward is exp(-5) (r_cg2) on contact frames and ~1 elsewhere."""
     env = make_env(motion, PerfectTracker)
-    s = EvalSettings(rounds=2, episode_length=30, start_frame=100, progress=False)
+    s = EvalSettings(rounds=2, episode_length=30, start_frame=100, start_spread=0.0, short_rounds="flag",
+                     progress=False)
     rep = evaluate(env, zero_policy, s)
     env.close()
     (r,) = rep.results
-    assert (r.scenario, r.score_label, r.criterion, r.envs) == ("skill", 31, "layup", 4)
-    assert r.success_rate == 1.0 and r.success_per_round == [1.0, 1.0]
-    assert r.frames == 4 * 30
+    # 2 rounds x 2 envs planned, all the same (one clip, one start frame, no noise): run once
+    assert (r.scenario, r.score_label, r.criterion, r.episodes, r.duplicates) == ("skill", 31, "layup", 1, 3)
+    assert r.success_rate == 1.0 and r.success_per_round == [1.0]
+    assert not r.criterion_covered and r.criterion_steps == 301
+    assert r.frames == 30
     assert r.e_b_mm < 1.0 and r.e_o_mm < 1.0
     ref_contact = motion.contact[101:131].float()
     free = float(1 - ref_contact.mean())
@@ -90,7 +93,7 @@ def test_perfect_tracking_gives_zero_error_known_contact_accuracy_and_layup_succ
     assert r.acc == pytest.approx(free, abs=1e-6)
     expected_nar = float((ref_contact * math.exp(-5) + (1 - ref_contact)).mean())
     assert r.nar == pytest.approx(expected_nar, abs=0.02)
-    assert len(r.nar_per_round) == 2
+    assert len(r.nar_per_round) == 1
 
 
 def test_episode_runs_past_the_clip_end_without_reset(motion):
@@ -98,11 +101,12 @@ def test_episode_runs_past_the_clip_end_without_reset(motion):
     clip end while the success criterion keeps being updated."""
     env = make_env(motion, PerfectTracker)
     T = int(motion.clip_lengths[0])
-    s = EvalSettings(rounds=1, episode_length=T - 150 + 10, start_frame=150, progress=False)
+    s = EvalSettings(rounds=1, episode_length=T - 150 + 10, start_frame=150, start_spread=0.0, short_rounds="flag",
+                     progress=False)
     rep = evaluate(env, zero_policy, s)
     env.close()
     (r,) = rep.results
-    assert r.frames == 2 * (T - 1 - 150)       # frames 151..T-1 have a reference
+    assert r.frames == T - 1 - 150             # frames 151..T-1 have a reference
     assert r.success_rate == 1.0               # ball above 1.8 m at the start (peak of the shot)
     assert env.cfg.enable_early_termination    # restored afterwards
 
@@ -116,17 +120,128 @@ def test_transition_and_robustness_scenarios_with_zero_actions(motion):
     assert names == [("skill", 31, 31, "layup"), ("transition", 31, 13, "run"), ("transition", 31, 31, "layup"),
                      ("perturbed", 31, 31, "layup"), ("push", 31, 31, "layup")]
     for r in rep.results:
-        assert 0.0 <= r.success_rate <= 1.0
+        # 8-step rounds cannot test layup (301 steps) or run (101): not scored, by default
+        assert math.isnan(r.success_rate) and not r.criterion_covered
         assert math.isnan(r.e_b_mm) == (r.scenario == "transition")
     d = rep.to_dict()
     assert json.loads(json.dumps(d))["results"][1]["e_b_mm"] is None      # NaN -> null in JSON
     table = rep.table()
-    assert "031->013" in table and "031 layup [push]" in table
+    assert "031->013" in table and "031 layup [push]" in table and "short" in table
+    assert "layup: rounds of 8 steps do not cover its window (needs >= 301 steps)" in table
     with pytest.raises(ValueError, match="no clip in the motion library"):
         evaluate(env, zero_policy, EvalSettings(rounds=1, episode_length=2, skills=[13], progress=False))
     with pytest.raises(ValueError, match="A->B"):
         evaluate(env, zero_policy, EvalSettings(rounds=1, episode_length=2, transitions=["31-13"], progress=False))
     env.close()
+
+
+def test_short_rounds_omit_flag_or_refuse(motion):
+    """A 15-step round from frame 100 sees the layup's ball pass 1.8 m, but the criterion's
+    window is 300 steps then a hold: by default the success is not scored, 'flag' reports the
+    partial figure marked with *, 'error' refuses before running."""
+    env = make_env(motion, PerfectTracker)
+    base = dict(rounds=1, episode_length=15, start_frame=100, start_spread=0.0, progress=False)
+    omit = evaluate(env, zero_policy, EvalSettings(**base)).results[0]
+    flag_rep = evaluate(env, zero_policy, EvalSettings(**base, short_rounds="flag"))
+    with pytest.raises(ValueError, match="layup needs >= 301"):
+        evaluate(env, zero_policy, EvalSettings(**base, short_rounds="error"))
+    covered = EvalSettings(**{**base, "episode_length": 301})
+    env.close()
+    assert math.isnan(omit.success_rate) and not omit.criterion_covered and omit.e_b_mm < 1.0
+    flag = flag_rep.results[0]
+    assert flag.success_rate == 1.0 and not flag.criterion_covered
+    assert "100.0*" in flag_rep.table() and math.isnan(flag_rep.summary()["mean_success_rate"])
+    from skillmimic.eval.success import criterion_steps
+
+    assert [criterion_steps(c) for c in ("run", "layup", "shot", "pickup", "getup", "run_no_object")] == \
+        [101, 301, 301, 61, 61, 1]
+    assert covered.episode_length >= criterion_steps("layup")
+
+
+def test_default_rounds_differ_and_identical_ones_run_once(motion):
+    """Default: the episodes of a clip start at frames spread over its first quarter (round 0
+    at start_frame, as the original), so rounds differ; with no spread and no noise every
+    planned episode is the same one and it runs once."""
+    from skillmimic.eval.runner import spread_start_frames
+
+    pool = torch.tensor([0])
+    clips, frames = spread_start_frames(motion, pool, 8, 2, 0.25)
+    T = int(motion.clip_lengths[0])
+    assert frames.tolist()[0] == 2 and frames.tolist() == sorted(set(frames.tolist()))
+    assert frames.max() == 2 + int(0.25 * (T - 3)) and frames.max() <= T - 2
+    calls = []
+
+    def counting(obs):
+        calls.append(1)
+        return zero_policy(obs)
+
+    env = make_env(motion)
+    spread = evaluate(env, counting, EvalSettings(rounds=2, episode_length=6, progress=False)).results[0]
+    assert (spread.episodes, spread.duplicates, spread.rounds) == (4, 0, 2)
+    assert len(set(spread.nar_per_round)) == 2                  # the two rounds are different episodes
+    calls.clear()
+    same = evaluate(env, counting, EvalSettings(rounds=3, episode_length=6, start_spread=0.0, progress=False))
+    env.close()
+    r = same.results[0]
+    assert (r.episodes, r.duplicates, r.rounds) == (1, 5, 1) and len(calls) == 6     # one batch of 6 steps
+    assert "5 planned episodes were identical" in same.table()
+    jit = EvalSettings(start_spread=0.0, jitter=Perturbation(dof_pos=0.01, root_lin_vel=0, root_ang_vel=0,
+                                                             ball_pos=0))
+    env = make_env(motion)
+    r = evaluate(env, zero_policy, replace_settings(jit, rounds=2, episode_length=3)).results[0]
+    env.close()
+    assert (r.episodes, r.duplicates) == (4, 0)                 # seeded noise: every episode differs
+
+
+def replace_settings(s, **kw):
+    import dataclasses
+
+    return dataclasses.replace(s, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def demo_motion():
+    if not any(DEMO.glob("*.pt")):
+        pytest.skip("demo clips not present")
+    return MotionLibrary(DEMO)
+
+
+def test_random_pick_and_getup_scenarios_place_ball_and_humanoid(demo_motion):
+    """V2's random-pick test (ball 0.5-3 m away, 0.1-1.1 m high, velocity +-0.5 m/s) on the
+    pickup skill (demo 001) and its unstable-start get-up test (hinges U(0, 1) rad, root
+    velocities, lifted clear of the floor), conditioned and scored as getup (000)."""
+    env = make_env(demo_motion, n=3)
+    starts = []
+
+    def recording(obs):
+        if int(env.progress[0]) == 0:
+            j = env.sim.state.joint
+            starts.append((j.clone(), env.sim.state.body_pos.clone(), env.skill_labels.clone()))
+        return zero_policy(obs)
+
+    s = EvalSettings(rounds=2, episode_length=4, skills=[1], scenarios=["random_pick", "getup"], progress=False)
+    rep = evaluate(env, recording, s)
+    env.close()
+    kinds = [(r.scenario, r.score_label, r.criterion, r.episodes) for r in rep.results]
+    assert kinds == [("skill", 1, "pickup", 6), ("random_pick", 1, "pickup", 6), ("getup", 0, "getup", 6)]
+    for r in rep.results[1:]:
+        assert r.rounds == 2 and not r.criterion_covered and math.isnan(r.e_b_mm)
+    pick = [st for st in starts[2:4]]
+    for j, _, labels in pick:
+        d = (j.ball_pos[:, :2] - j.root_pos[:, :2]).norm(dim=-1)
+        assert ((d >= 0.5 - 1e-4) & (d <= 3.0 + 1e-4)).all()
+        assert ((j.ball_pos[:, 2] >= 0.1 - 1e-4) & (j.ball_pos[:, 2] <= 1.1 + 1e-4)).all()
+        assert j.ball_lin_vel.abs().max() <= 0.5 + 1e-4 and labels.tolist() == [1, 1, 1]
+    assert not torch.equal(pick[0][0].ball_pos, pick[1][0].ball_pos)
+    for j, body_pos, labels in starts[4:6]:
+        assert ((j.dof_pos >= -1e-5) & (j.dof_pos <= 1.0 + 1e-5)).all() and j.dof_pos.std() > 0.2
+        assert j.root_lin_vel.abs().max() <= 1.0 + 1e-4 and j.root_lin_vel.abs().max() > 0.05
+        assert body_pos[:, :, 2].amin(dim=1).min() >= 0.05 - 1e-3      # lifted clear of the floor
+        assert labels.tolist() == [0, 0, 0]
+    table = rep.table()
+    assert "[random_pick]" in table and "000 getup [getup]" in table
+    with pytest.raises(ValueError, match="unknown"):
+        EvalSettings(scenarios=["dunk"]).check()
 
 
 def test_perturb_and_push_are_bounded_and_seeded(motion):
@@ -238,10 +353,25 @@ def test_eval_cli_writes_json_table_and_plot(smoke_checkpoint, tmp_path, monkeyp
     assert data["meta"]["from_run_config"] == ["task", "sim", "motion"]
     assert data["meta"]["motion"] == str(SMOKE_MOTION.resolve())
     skill, trans = data["results"]
-    assert skill["scenario"] == "skill" and skill["score_label"] == label and skill["envs"] == 4
-    assert 0.0 <= skill["success_rate"] <= 1.0 and skill["e_b_mm"] > 0 and skill["frames"] == 4 * 6
+    assert skill["scenario"] == "skill" and skill["score_label"] == label and skill["episodes"] == 4
+    # 6-step rounds cannot test any criterion: not scored, said so in JSON and in the table
+    assert skill["success_rate"] is None and skill["criterion_covered"] is False and skill["criterion_steps"] > 6
+    assert "short" in printed.out and "episodes" in printed.out and "do not cover" in printed.err
+    assert skill["e_b_mm"] > 0 and skill["frames"] == 4 * 6
     assert trans["scenario"] == "transition" and trans["e_b_mm"] is None
     assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert run_eval_py([f"checkpoint={tmp_path / 'missing.pth'}"], monkeypatch) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_eval_py_ctrl_c_exits_130_without_a_traceback(monkeypatch, capsys):
+    import skillmimic.eval.app as app
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(app, "evaluate_checkpoint", interrupted)
+    assert run_eval_py(["checkpoint=whatever.pth"], monkeypatch) == 130
+    err = capsys.readouterr().err
+    assert "eval interrupted" in err and "Traceback" not in err

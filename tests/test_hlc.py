@@ -89,9 +89,9 @@ def test_goal_is_set_before_the_first_observation_of_every_episode(task):
         if task == "circling":
             assert torch.equal(obs[:, -1], env.task.radius)
         if task == "layup":
-            # the hoop moved with the goal, rim at regulation height, facing the new start
+            # the hoop moved with the goal, rim at the task's (default) height, facing the new start
             hoop = env.sim.hoop_pos[0]
-            assert torch.allclose(hoop[:2], env.goal[0]) and hoop[2].item() == pytest.approx(3.05)
+            assert torch.allclose(hoop[:2], env.goal[0]) and hoop[2].item() == pytest.approx(2.5)
             to_start = j.root_pos[0, :2] - env.goal[0]
             yaw = env.sim.hoop_yaw[0].item()
             assert math.cos(yaw - math.atan2(to_start[1].item(), to_start[0].item())) == pytest.approx(1.0)
@@ -238,3 +238,80 @@ def test_hlc_config_validation_names_the_key():
         HLCConfig(control_mapping=[1, 70]).validate()
     with pytest.raises(ValueError, match="circling.radius"):
         dataclasses.replace(HLCConfig(), circling=dataclasses.replace(HLCConfig().circling, radius=[5.0, 2.0])).validate()
+
+
+def test_layup_rim_height_config_and_the_unreachable_warning(caplog):
+    """The layup rim height is one task value: the scene's hoop is built for it, a scene hoop
+    that disagrees is an error, and a rim above every recorded apex is warned about once."""
+    import logging
+
+    from envs import hlc as H
+    from skillmimic.assets.mjcf import HoopConfig
+
+    layup = HLCConfig(task="layup")
+    assert layup.layup.rim_height == 2.5 < H.RECORDED_BALL_APEX_MAX
+    assert H.hlc_scene(None, layup).hoop.rim_height == 2.5
+    assert H.hlc_scene(SceneConfig(hoop=HoopConfig()), layup).hoop.rim_height == 2.5     # default hoop: the task's rim
+    assert H.hlc_scene(None, HLCConfig(task="heading")).hoop is None
+    with pytest.raises(ValueError, match="task.hlc.layup.rim_height"):
+        H.hlc_scene(SceneConfig(hoop=HoopConfig(rim_height=2.8)), layup)
+    regulation = dataclasses.replace(layup, layup=dataclasses.replace(layup.layup, rim_height=3.05))
+    H._warn_unreachable_rim.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="envs.hlc"):
+        regulation.validate()
+        regulation.validate()
+        layup.validate()
+    warnings = [r for r in caplog.records if "rim_height=3.05" in r.getMessage()]
+    assert len(warnings) == 1 and "cannot score" in warnings[0].getMessage()
+
+
+LAYUP_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "motions" / "BallPlay-M" / "layup"
+
+
+@pytest.mark.skipif(not LAYUP_CLIP.exists(), reason="shared BallPlay-M data not present")
+def test_recorded_layup_scores_once_in_the_default_hoop():
+    """The recorded BallPlay-M layup's ball, replayed kinematically through the default layup
+    env's hoop (placed where the ball comes down, facing the clip's start), then left to the
+    physics engine for the rest of its free flight, scores exactly once through the env's own
+    scoring path. Its recorded path never touches the rim (it rises through the net-free ring
+    and falls back through it: the clip's layup goes nearly straight up, apex 2.82 m)."""
+    from skillmimic.motion import columns as C
+    from skillmimic.motion.io import load_clip
+
+    clip = load_clip(sorted(LAYUP_CLIP.glob("*.pt"))[0]).double()
+    ball, root = clip[:, C.BALL_POS], clip[:, C.ROOT_POS]
+    vel = torch.cat([ball[1:2] - ball[:1], ball[1:] - ball[:-1]]) * C.FPS       # backward differences
+    env, _ = make_env("layup", num_envs=1, enable_early_termination=False)
+    try:
+        env.reset()
+        h = env.cfg.hlc.layup.rim_height
+        assert h == 2.5 and env.sim.hoop_pos[0, 2].item() == pytest.approx(h)
+        assert ball[:, 2].max().item() > h + env.hoop.rim_tube_radius + 0.12 + 0.1    # clears the rim by > 10 cm
+        # where the free flight after the last recorded frame comes down through the rim plane
+        t = ballistic_descent_time(ball[-1:, 2], vel[-1:, 2], h, env.gravity)
+        assert t.item() > 0
+        rim_xy = ball[-1, :2] + vel[-1, :2] * t
+        to_start = root[0, :2] - rim_xy
+        env.sim.set_hoop_pose(None, torch.cat([rim_xy, torch.tensor([h])])[None].float(),
+                              torch.atan2(to_start[1], to_start[0])[None].float())
+        # the recorded path clears the rim tube: distance from the tube's centre circle
+        ring = env.hoop.rim_radius + env.hoop.rim_tube_radius
+        rho = (ball[:, :2] - rim_xy).norm(dim=-1)
+        assert torch.sqrt((rho - ring) ** 2 + (ball[:, 2] - h) ** 2).min().item() > 0.12 + env.hoop.rim_tube_radius
+
+        js = env.sim.state.joint.clone()
+        js.root_pos[:, :2] = (rim_xy + 5.0 * to_start / to_start.norm()).float()   # humanoid well away
+        live = torch.ones(1, dtype=torch.bool)
+        for k in range(len(ball)):                                   # kinematic replay, the env's scoring
+            prev = env.sim.state.joint.ball_pos.clone()
+            js.ball_pos, js.ball_lin_vel = ball[k:k + 1].float(), vel[k:k + 1].float()
+            env.sim.set_state(None, js)
+            if k:
+                env.task.step(env, prev, env.sim.state, live)
+        assert env.stats["scores"].item() == 0, "the recorded clip ends above the rim (2.62 m)"
+        for _ in range(15):                                          # the rest of the flight: physics
+            env.step(torch.ones(1, dtype=torch.long))
+        assert env.sim.state.joint.ball_pos[0, 2].item() < h - 1.0
+        assert env.stats["scores"].item() == 1
+    finally:
+        env.close()

@@ -106,6 +106,40 @@ def test_smoke_train_writes_checkpoint_and_tensorboard(first_run):
     for h in first_run.history:
         assert 0.0 < h["reward_per_step"] <= 1.0
         assert 0.0 < h["reward_terms"]["r_p"] <= 1.0
+    # the exact KL: >= 0 and not rl-games' epsilon artefact (~ -0.25 with sigma = e^-2.9, 156 dims)
+    kls = [e.value for e in acc.Scalars("info/kl")]
+    assert len(kls) == 3 and all(k >= 0.0 for k in kls), kls
+    assert [h["kl"] for h in first_run.history] == pytest.approx(kls, rel=1e-6)
+
+
+def test_diag_gaussian_kl_is_the_exact_closed_form():
+    from rl_games.algos_torch import torch_ext
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    from skillmimic.rl.agent import diag_gaussian_kl
+
+    g = torch.Generator().manual_seed(0)
+    mu0, mu1 = torch.randn(64, 156, generator=g), torch.randn(64, 156, generator=g)
+    s0, s1 = torch.rand(64, 156, generator=g) + 0.05, torch.rand(64, 156, generator=g) + 0.05
+    kl = diag_gaussian_kl(mu0, s0, mu1, s1)
+    assert kl.shape == (64,) and kl.dtype == torch.float64
+    p = Independent(Normal(mu0.double(), s0.double()), 1)
+    q = Independent(Normal(mu1.double(), s1.double()), 1)
+    torch.testing.assert_close(kl, kl_divergence(p, q), rtol=1e-10, atol=1e-10)
+    m0, m1, d0, d1 = (t.double() for t in (mu0, mu1, s0, s1))
+    closed = (torch.log(d1 / d0) + (d0 ** 2 + (m1 - m0) ** 2) / (2 * d1 ** 2) - 0.5).sum(-1)
+    torch.testing.assert_close(kl, closed, rtol=1e-10, atol=1e-10)
+    assert (kl >= 0).all()
+
+    # the skill policy: fixed sigma = e^-2.9 on 156 dims
+    sigma = torch.full((64, 156), torch.tensor(-2.9).exp().item())
+    assert torch.equal(diag_gaussian_kl(mu0, sigma, mu0, sigma), torch.zeros(64, dtype=torch.float64))
+    near = mu0 + 1e-4 * torch.randn(64, 156, generator=g)
+    kl = diag_gaussian_kl(near, sigma, mu0, sigma)
+    torch.testing.assert_close(kl, ((near.double() - mu0.double()) ** 2 / (2 * sigma.double() ** 2)).sum(-1))
+    assert (kl > 0).all()
+    # what rl-games' epsilon made of it: negative, about -0.25 for identical policies
+    assert torch_ext.policy_kl(mu0, sigma, mu0, sigma).item() == pytest.approx(-0.25, abs=0.02)
 
 
 @needs_motion
@@ -290,6 +324,33 @@ def test_minibatch_default_and_validation():
     assert resolve_minibatch(PPOConfig(minibatch_size=128), 16) == 128
     with pytest.raises(ConfigError, match=r"must be a positive divisor .* 32 \* 16 = 512"):
         resolve_minibatch(PPOConfig(minibatch_size=100), 16)
+    # a count of minibatches per mini-epoch: 4 is the original's 8 x num_envs at horizon 32
+    assert resolve_minibatch(PPOConfig(num_minibatches=4), 16) == 8 * 16
+    assert resolve_minibatch(PPOConfig(num_minibatches=4), 2048) == 8 * 2048
+    assert resolve_minibatch(PPOConfig(num_minibatches=1), 16) == resolve_minibatch(PPOConfig(), 16) == 512
+    with pytest.raises(ConfigError, match=r"train.num_minibatches=3 must be a positive divisor .* = 512"):
+        resolve_minibatch(PPOConfig(num_minibatches=3), 16)
+    with pytest.raises(ConfigError, match="both set"):
+        resolve_minibatch(PPOConfig(num_minibatches=4, minibatch_size=128), 16)
+
+
+def test_epoch_budget_is_the_task_s_capped_by_the_motion_s():
+    from omegaconf import OmegaConf
+
+    from skillmimic.rl.config import resolve_max_epochs
+
+    def budget(*overrides):
+        return resolve_max_epochs(OmegaConf.to_object(compose(list(overrides))))
+
+    assert budget() == 100                                                  # the demo: a CPU try-out
+    assert budget("motion=ballplay_layup") == 50000                         # V1 skill, the original's
+    assert budget("motion=ballplay_v2_sparse", "task=skill_v2") == 20000    # V2
+    assert budget("task=hlc_heading") == 2000 and budget("task=hlc_layup") == 6000
+    assert budget("task=hlc_layup", "motion=demo") == 100
+    assert budget("motion=ballplay_layup", "max_epochs=7") == 7 and budget("max_epochs=-1") == -1
+    with pytest.raises(ConfigError, match="task.max_epochs must be >= 1"):
+        from skillmimic.rl.config import validate
+        validate(OmegaConf.to_object(compose(["task.max_epochs=0"])))
 
 
 def test_defaults_are_the_original_ppo_settings_and_yaml_matches_schema():

@@ -339,7 +339,7 @@ def test_ctrl_c_and_user_errors_exit_with_one_line(capsys):
 
     with pytest.raises(SystemExit) as e:
         run_guarded(interrupted)
-    assert e.value.code == 130 and capsys.readouterr().err.strip() == "interrupted (Ctrl-C)"
+    assert e.value.code == 130 and capsys.readouterr().err.strip() == "[skillmimic] run interrupted (Ctrl-C)"
 
     def bad():
         raise ConfigError("num_envs must be >= 1, got 0")

@@ -156,9 +156,9 @@ def test_v1_and_v2_configs_train(task, tmp_path):
     register_configs()
     overrides = [f"task={task}", f"motion.path={SPARSE}", "num_envs=4", "max_epochs=2", "train.horizon_length=8",
                  "train.network.units=[64,64]", f"output_dir={tmp_path}", "print_stats=false",
-                 "task.v2.hist_pretrain_epochs=1"]
+                 "task.v2.hist_pretrain_epochs=1", f"task.v2.cache_dir={tmp_path / 'v2_cache'}"]
     if task == "skill":
-        overrides = overrides[:-1]
+        overrides = overrides[:-2]
     n = torch.get_num_threads()
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

@@ -100,3 +100,71 @@ def test_buffer_on_cuda(checkpoint, motion):
     cpu = H.HistoryBuffer(H.FrozenHistoryEncoder.load(checkpoint), 4, "cpu")
     cpu.buf = buf.buf.cpu()
     torch.testing.assert_close(buf.embed().cpu(), cpu.embed(), atol=1e-4, rtol=1e-4)
+
+
+
+DEMO = pathlib.Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"
+
+
+@pytest.fixture
+def tiny_clips(tmp_path):
+    """The demo clips cut to 30 frames each (one pretraining batch: fast epochs)."""
+    if not DEMO.exists():
+        pytest.skip("demo clips not present")
+    out = tmp_path / "clips"
+    out.mkdir()
+    for f in sorted(DEMO.glob("*.pt")):
+        torch.save(torch.load(f, weights_only=True)[:30].clone(), out / f.name)
+    return out
+
+
+def test_encoder_cache_is_keyed_by_content_and_settings_outside_the_repo(tiny_clips, tmp_path, monkeypatch):
+    """hist_ckpt=auto pretrains once per (clip contents, settings) into the user cache and
+    then only loads; a failed pretraining leaves nothing behind."""
+    from skillmimic.augment import env_hook as E
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert E.user_cache_dir() == tmp_path / "xdg" / "skillmimic"
+    assert E.V2Config().cache_dir is None and E.V2Config().hist_pretrain_epochs == H.PretrainConfig().epochs == 1000
+
+    clips = tiny_clips
+    motion = MotionLibrary(clips)
+    cfg = E.V2Config(hist_ckpt=E.AUTO, hist_pretrain_epochs=1)
+    calls = []
+    real = E.pretrain
+    monkeypatch.setattr(E, "pretrain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    enc = E.cached_history_encoder(motion, cfg, "cpu", log=lambda *_: None)
+    path = E.history_cache_path(motion, cfg)
+    assert path.parent == tmp_path / "xdg" / "skillmimic" and path.is_file() and repo not in path.parents
+    assert [p.name for p in path.parent.iterdir()] == [path.name]           # no temporary file left
+    assert isinstance(enc, H.FrozenHistoryEncoder) and len(calls) == 1
+    E.cached_history_encoder(MotionLibrary(clips), cfg, "cpu", log=lambda *_: None)
+    assert len(calls) == 1, "the second use loads the cache"
+    torch.load(path, weights_only=True)
+
+    # other settings, or edited clip contents: another key
+    assert E.history_cache_path(motion, E.V2Config(hist_pretrain_epochs=2)) != path
+    first = sorted(clips.glob("*.pt"))[0]
+    data = torch.load(first, weights_only=True)
+    data[5, 0] += 0.01
+    torch.save(data, first)
+    assert E.history_cache_path(MotionLibrary(clips), cfg) != path
+
+    # a pretraining that fails writes nothing
+    def boom(*a, **k):
+        raise ValueError("history-encoder pretraining diverged")
+    monkeypatch.setattr(E, "pretrain", boom)
+    with pytest.raises(ValueError, match="diverged"):
+        E.cached_history_encoder(MotionLibrary(clips), cfg, "cpu", log=lambda *_: None)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_pretraining_stops_once_converged(tiny_clips):
+    """The convergence stop: a loss that stops improving (here: a learning rate too small to
+    move it) triggers the plateau cut, and a cut below min_lr ends pretraining early."""
+    motion = MotionLibrary(tiny_clips)
+    ckpt = H.pretrain(motion, H.PretrainConfig(epochs=50, patience=0, lr=1e-7, min_lr=5e-8), log=None)
+    assert ckpt["train"]["epochs_run"] == 2 and len(ckpt["train"]["losses"]) == 2
+    ckpt = H.pretrain(motion, H.PretrainConfig(epochs=3), log=None)                 # improving: runs every epoch
+    assert ckpt["train"]["epochs_run"] == 3

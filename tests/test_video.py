@@ -4,6 +4,7 @@ checked without GL too."""
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 import mujoco
@@ -106,6 +107,27 @@ def test_cli_clip_mode(motion, gl_backend, tmp_path, capsys):
     assert all(img.std() > 5 for img in video)
 
 
+def orange_pixels(img) -> int:
+    """The hoop's rim colour (0.95, 0.35, 0.05)."""
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return int(((r > 180) & (g > 50) & (g < 140) & (b < 60)).sum())
+
+
+def test_layup_render_draws_the_hoop_only_when_asked(gl_backend, tmp_path):
+    if not LAYUP.exists():
+        pytest.skip("shared BallPlay data not present")
+    from skillmimic.viz.render import render_clip
+
+    with_hoop, without = tmp_path / "hoop.mp4", tmp_path / "plain.mp4"
+    kw = dict(start=140, frames=3, width=640, height=480, progress=False)      # the rim tube is 2 cm thick
+    render_clip(LAYUP, with_hoop, hoop=True, **kw)
+    render_clip(LAYUP, without, **kw)
+    _, hoop_video = decode(with_hoop)
+    _, plain_video = decode(without)
+    assert all(orange_pixels(img) > 20 for img in hoop_video)
+    assert all(orange_pixels(img) == 0 for img in plain_video)
+
+
 def test_policy_rollout_renders_one_frame_per_step(motion, gl_backend, tmp_path):
     from envs import SkillEnv, SkillEnvConfig
     from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
@@ -140,18 +162,75 @@ def test_posed_scene_matches_reference_forward_kinematics(motion):
         np.testing.assert_allclose(data.xpos[model.body("ball").id], ref.state.ball_pos[i].numpy(), atol=1e-5)
 
 
-def test_follow_camera_eye_and_target():
-    model = scene_model(width=W, height=H)
-    data = mujoco.MjData(model)
-    data.qpos[:3] = [2.0, -1.0, 0.9]
-    mujoco.mj_kinematics(model, data)
-    cam, scn, opt = mujoco.MjvCamera(), mujoco.MjvScene(model, 500), mujoco.MjvOption()
-    FollowCamera(offset_xy=(0.0, -4.0), eye_height=1.5, look_height=1.0).place(cam, data.qpos[:3])
+def project(model, data, cam, points, aspect):
+    """(u, v) image coordinates in [0, 1] (v = 1 at the top) of ``points`` through MuJoCo's own
+    camera for ``cam`` (mjv_updateScene's GL camera and frustum), as the renderer draws them."""
+    scn, opt = mujoco.MjvScene(model, 2000), mujoco.MjvOption()
     mujoco.mjv_updateScene(model, data, opt, None, cam, mujoco.mjtCatBit.mjCAT_ALL, scn)
-    eye = (np.array(scn.camera[0].pos) + np.array(scn.camera[1].pos)) / 2
-    np.testing.assert_allclose(eye, [2.0, -5.0, 1.5], atol=1e-4)
-    fwd = np.array(scn.camera[0].forward)
-    np.testing.assert_allclose(fwd, np.array([0.0, 4.0, -0.5]) / np.hypot(4.0, 0.5), atol=1e-4)
+    gc = scn.camera[0]
+    pos, fwd, up = np.array(gc.pos), np.array(gc.forward), np.array(gc.up)
+    right = np.cross(fwd, up)
+    v = np.atleast_2d(points) - pos
+    z = v @ fwd
+    assert (z > gc.frustum_near).all()
+    half_w = aspect * (gc.frustum_top - gc.frustum_bottom) / 2
+    u = ((v @ right) * gc.frustum_near / z - (gc.frustum_center - half_w)) / (2 * half_w)
+    w = ((v @ up) * gc.frustum_near / z - gc.frustum_bottom) / (gc.frustum_top - gc.frustum_bottom)
+    return u, w
+
+
+def test_camera_keeps_ball_and_pelvis_in_frame_on_every_layup_frame():
+    """Geometric: through MuJoCo's camera model, the ball and the pelvis of every frame of the
+    shared layup clip (the ball reaches 2.8 m) project inside the picture, with room to spare
+    for their size; the horizon stays in the top quarter (little sky)."""
+    if not LAYUP.exists():
+        pytest.skip("shared BallPlay data not present")
+    from skillmimic.viz.scene import side_azimuth, subject_points
+
+    lay = MotionLibrary(LAYUP)
+    model = scene_model(width=W, height=H)
+    layout = SceneLayout.from_model(model, SKELETON_BALLPLAY)
+    data = mujoco.MjData(model)
+    ref = lay.clip_frames(0)
+    qpos = qpos_from_state(layout, ref.state)
+    camera = FollowCamera(azimuth=side_azimuth(ref.state.root_pos[:, :2].numpy()), aspect=W / H,
+                          fovy=float(model.vis.global_.fovy))
+    cam = mujoco.MjvCamera()
+    ball, pelvis = model.body("ball").id, model.body("Pelvis").id
+    worst = 1.0
+    for i in range(ref.num_frames):
+        pose(model, data, qpos[i])
+        camera.update(cam, subject_points(model, data))
+        u, w = project(model, data, cam, data.xpos[[ball, pelvis]], W / H)
+        assert ((u > 0.02) & (u < 0.98) & (w > 0.02) & (w < 0.98)).all(), f"frame {i}: ball/pelvis at u={u}, v={w}"
+        worst = min(worst, float(np.min(np.minimum(np.minimum(u, 1 - u), np.minimum(w, 1 - w)))))
+    assert worst > 0.03
+    # horizon: the direction 0 deg up sits at tan(-elevation) / tan(fovy / 2) above the centre
+    horizon = 0.5 + math.tan(math.radians(-camera.elevation)) / (2 * math.tan(math.radians(camera.fovy / 2)))
+    assert horizon > 0.75
+
+
+def test_hoop_pose_for_the_layup_and_hoop_geoms_in_the_scene():
+    if not LAYUP.exists():
+        pytest.skip("shared BallPlay data not present")
+    from skillmimic.assets.mjcf import HoopConfig, SceneConfig
+    from skillmimic.viz.scene import hoop_pose_for_clip, place_hoop
+
+    ref = MotionLibrary(LAYUP).clip_frames(0)
+    root, ballp = ref.state.root_pos.numpy(), ref.state.ball_pos.numpy()
+    rim_xy, yaw = hoop_pose_for_clip(root, ballp)
+    np.testing.assert_allclose(rim_xy, ballp[np.argmax(ballp[:, 2]), :2])
+    toward_start = root[0, :2] - rim_xy
+    assert np.dot([math.cos(yaw), math.sin(yaw)], toward_start / np.linalg.norm(toward_start)) > 0.999
+    model = scene_model(SceneConfig(hoop=HoopConfig()), W, H)
+    data = mujoco.MjData(model)
+    points = place_hoop(model, data, rim_xy, yaw)
+    np.testing.assert_allclose(points[0], [*rim_xy, 3.05], atol=1e-9)
+    board = data.geom_xpos[model.geom("backboard").id]
+    # backboard beyond the rim, away from where the player came from
+    assert np.dot(board[:2] - rim_xy, toward_start) < 0 and points[1][2] > 3.05
+    with pytest.raises(ValueError, match="no hoop"):
+        place_hoop(scene_model(width=W, height=H), mujoco.MjData(scene_model(width=W, height=H)), rim_xy, yaw)
 
 
 def test_colour_cues():
@@ -171,3 +250,24 @@ def test_colour_cues():
         cues.apply(False, root_ang_vel=[0.0, 0.0, 0.0])
     cues.apply(False, root_ang_vel=[0.0, 0.0, 0.0])
     np.testing.assert_allclose(model.geom_rgba[cues.humanoid_geoms], body_rgba)
+
+
+def test_ctrl_c_stops_render_without_a_traceback(monkeypatch, capsys, tmp_path):
+    import skillmimic.viz.render as render
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render, "render_clip", interrupted)
+    assert render_main(["clip", "whatever", "--out", str(tmp_path / "x.mp4")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_default_output_is_under_the_ignored_outputs_folder():
+    from skillmimic.viz.render import default_out
+
+    out = default_out("layup")
+    assert out == pathlib.Path("outputs/videos/layup.mp4")
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "outputs/" in ignored

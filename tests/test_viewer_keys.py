@@ -133,3 +133,48 @@ def test_keymap_validation():
         KeyMap(skills={"Q": 1}, pause="Q").codes()
     with pytest.raises(ValueError, match="unknown keymap entries"):
         KeyMap.from_mapping({"skills": {"Q": 1}, "quit": "ESCAPE"})
+
+
+def test_ctrl_c_closes_the_viewer_without_a_traceback(monkeypatch, capsys):
+    """The real viewer loop on the demo clips with MuJoCo's passive viewer stood in for (no
+    display here): it frames the humanoid, steps the replay, and Ctrl-C (KeyboardInterrupt
+    from the loop) closes the window and makes main() return 130 with one line, no traceback."""
+    import contextlib
+
+    import mujoco
+    import mujoco.viewer
+
+    import skillmimic.viz.viewer as viewer
+
+    demo = REPO / "data" / "motions" / "demo"
+    if not any(demo.glob("*.pt")):
+        pytest.skip("demo clips not present")
+
+    class FakeViewer:
+        def __init__(self):
+            self.cam, self.syncs, self.closed = mujoco.MjvCamera(), 0, False
+
+        def is_running(self):
+            return True
+
+        def lock(self):
+            return contextlib.nullcontext()
+
+        def sync(self):
+            self.syncs += 1
+            if self.syncs == 3:
+                raise KeyboardInterrupt
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.closed = True
+
+    fake = FakeViewer()
+    monkeypatch.setattr(mujoco.viewer, "launch_passive", lambda *a, **kw: fake)
+    monkeypatch.setattr(viewer, "has_display", lambda: True)
+    assert viewer.main(["--fps", "1000", "dataset", str(demo)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    assert fake.closed and fake.syncs == 3 and fake.cam.distance >= 4.0       # framed by FollowCamera

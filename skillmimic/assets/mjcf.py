@@ -23,7 +23,7 @@ from .skeleton import SKELETON_BALLPLAY, Skeleton
 
 ASSET_DIR = pathlib.Path(__file__).resolve().parents[2] / "assets"
 
-HINGE_AXES = (("x", "1 0 0"), ("y", "0 1 0"), ("z", "0 0 1"))
+HINGE_AXES = {"x": "1 0 0", "y": "0 1 0", "z": "0 0 1"}
 
 
 def _fmt(values) -> str:
@@ -118,6 +118,16 @@ class SceneConfig:
     self_collision: bool = True
     contact_sensors: bool = True
     hoop: HoopConfig | None = None
+    # Hinge order of every joint: "table" = the skeleton's per-joint orders (chosen from the
+    # data, skillmimic/assets/hinge_orders.py; docs/joints.md), or one Euler order for all
+    # joints, e.g. "xyz" = the original's model. The motion library converts the reference
+    # with the simulator's skeleton, so this one value switches assets, reference and FK.
+    hinge_order: str = "table"
+
+
+def scene_skeleton(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BALLPLAY) -> Skeleton:
+    """``skel`` with the hinge order of scene config ``cfg``."""
+    return skel.with_hinge_order((cfg or SceneConfig()).hinge_order)
 
 
 def _add_body(parent: ET.Element, skel: Skeleton, i: int, children: dict[int, list[int]]) -> None:
@@ -126,8 +136,9 @@ def _add_body(parent: ET.Element, skel: Skeleton, i: int, children: dict[int, li
     if skel.parents[i] < 0:
         ET.SubElement(body, "freejoint", name="root")
     else:
-        for axis_name, axis in HINGE_AXES:
-            ET.SubElement(body, "joint", name=f"{name}_{axis_name}", axis=axis, **{"class": "hinge"})
+        # MuJoCo composes a body's joints in the order listed: R = R_first R_second R_third.
+        for axis_name in skel.hinge_names(i - 1):
+            ET.SubElement(body, "joint", name=f"{name}_{axis_name}", axis=HINGE_AXES[axis_name], **{"class": "hinge"})
     gtype, size, where, density = skel.geoms[i]
     attrs = {"type": gtype, "size": _fmt(size), "density": f"{density:.9g}", "class": "body"}
     if gtype == "capsule":
@@ -148,7 +159,7 @@ def humanoid_elements(skel: Skeleton = SKELETON_BALLPLAY) -> tuple[ET.Element, E
     _add_body(holder, skel, children[-1][0], children)
     actuators = ET.Element("actuator")
     for i in range(1, skel.num_bodies):
-        for axis_name, _ in HINGE_AXES:
+        for axis_name in skel.hinge_names(i - 1):
             jname = f"{skel.names[i]}_{axis_name}"
             ET.SubElement(actuators, "position", name=jname, joint=jname, kp=f"{skel.kp[i]:.9g}",
                           kv=f"{skel.kd[i]:.9g}", **{"class": "hinge"})
@@ -156,8 +167,9 @@ def humanoid_elements(skel: Skeleton = SKELETON_BALLPLAY) -> tuple[ET.Element, E
 
 
 def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BALLPLAY) -> str:
-    """The full scene: floor, humanoid, ball, contact sensors."""
+    """The full scene: floor, humanoid (hinge order: :func:`scene_skeleton`), ball, contact sensors."""
     cfg = cfg or SceneConfig()
+    skel = scene_skeleton(cfg, skel)
     ph = cfg.physics
     root = ET.Element("mujoco", model="skillmimic_ballplay")
     ET.SubElement(root, "compiler", angle="radian", autolimits="true")
@@ -166,10 +178,10 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
     ET.SubElement(root, "size", memory="8M")
     default = ET.SubElement(root, "default")
     hinge = ET.SubElement(default, "default", **{"class": "hinge"})
-    # No hinge limits: converted reference angles are unwrapped in time and may pass +-pi
-    # (e.g. shoulders, thumbs near gimbal configurations); a +-pi limit there would kick a
-    # world that is reset onto such a frame. PD targets stay in +-pi (target = pi * action).
-    ET.SubElement(hinge, "joint", type="hinge", armature="0.02", limited="false")
+    # +-pi hinge limits, the original's: converted reference angles lie in [-pi, pi] (one
+    # Euler decomposition per frame), like the PD targets (target = pi * action).
+    ET.SubElement(hinge, "joint", type="hinge", armature="0.02", limited="true",
+                  range=f"{-math.pi:.9g} {math.pi:.9g}")
     ET.SubElement(hinge, "position", ctrlrange=f"{-math.pi:.9g} {math.pi:.9g}")
     body_cls = ET.SubElement(default, "default", **{"class": "body"})
     # Collision bits: humanoid geoms contype 1; floor, ball and hoop contype/conaffinity 3.

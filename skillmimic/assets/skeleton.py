@@ -7,11 +7,13 @@ agreement with the data's column order (53 bodies, 52 joints x 3 hinges).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
+from ..rotations import EULER_ORDERS
+from .hinge_orders import HINGE_ORDERS
 from .skeleton_table import SKELETON
 
 FINGERS = ("Index", "Middle", "Pinky", "Ring", "Thumb")
@@ -42,6 +44,7 @@ class Skeleton:
     kp: np.ndarray                    # (nbody,) PD stiffness of the body's hinges (root: 0)
     kd: np.ndarray                    # (nbody,) PD damping
     geoms: tuple[tuple, ...]
+    hinge_orders: tuple[str, ...]     # (num_joints,) Euler order of each joint's hinges, e.g. "YXZ"
 
     @property
     def num_bodies(self) -> int:
@@ -77,9 +80,25 @@ class Skeleton:
     def contact_reward_body_ids(self) -> list[int]:
         return self.indices(CONTACT_REWARD_BODY_NAMES)
 
+    def with_hinge_order(self, order: str) -> "Skeleton":
+        """This skeleton with the hinge order of the scene config: ``"table"`` keeps the
+        per-joint orders, an Euler order (any case, e.g. ``"xyz"``, the original's) applies
+        to every joint."""
+        if order == "table":
+            return self
+        order = str(order).upper()
+        if order not in EULER_ORDERS:
+            raise ValueError(f"hinge_order must be 'table' or one of {', '.join(EULER_ORDERS)} "
+                             f"(any case), got {order!r}")
+        return replace(self, hinge_orders=(order,) * self.num_joints)
+
+    def hinge_names(self, joint: int) -> tuple[str, str, str]:
+        """Axis letters of body ``joint + 1``'s three hinges in kinematic (DOF) order."""
+        return tuple(self.hinge_orders[joint].lower())
+
     @cached_property
     def dof_kp(self) -> np.ndarray:
-        """(num_dof,) PD stiffness per hinge, in DOF order (joint-major, x/y/z minor)."""
+        """(num_dof,) PD stiffness per hinge, in DOF order (joint-major, then hinge order)."""
         return np.repeat(self.kp[1:], 3)
 
     @cached_property
@@ -96,8 +115,14 @@ class Skeleton:
         return depth
 
 
-def _build(table=SKELETON) -> Skeleton:
+def _build(table=SKELETON, orders=HINGE_ORDERS) -> Skeleton:
     names = tuple(row[0] for row in table)
+    unknown = sorted(set(orders) - set(names[1:]))
+    if unknown:
+        raise ValueError(f"hinge orders name unknown joints {unknown}")
+    bad = {n: o for n, o in orders.items() if o not in EULER_ORDERS}
+    if bad:
+        raise ValueError(f"hinge orders {bad}: each must be one of {', '.join(EULER_ORDERS)}")
     parents = tuple(-1 if row[1] is None else names.index(row[1]) for row in table)
     for i, p in enumerate(parents):
         if p >= i:
@@ -109,6 +134,7 @@ def _build(table=SKELETON) -> Skeleton:
         kp=np.array([row[3] for row in table], dtype=np.float64),
         kd=np.array([row[4] for row in table], dtype=np.float64),
         geoms=tuple(row[5] for row in table),
+        hinge_orders=tuple(orders.get(n, "XYZ") for n in names[1:]),
     )
 
 

@@ -44,8 +44,9 @@ from ..kinematics import forward_kinematics
 from ..rotations import heading_yaw, quat_mul, quat_rotate, yaw_quat
 from ..state import JointState
 from .ats import AdaptiveSampler
-from .history import (EncoderConfig, FrozenHistoryEncoder, HistoryBuffer, history_features,
-                      library_history_features, pretrain, save_checkpoint)
+from .history import (FORMAT as HIST_FORMAT, VERSION as HIST_VERSION, EncoderConfig, FrozenHistoryEncoder,
+                      HistoryBuffer, PretrainConfig, history_features, library_history_features, pretrain,
+                      save_checkpoint)
 from .similarity import library_features, masked_steps
 from .stf import STFNoise, default_getup_noise, perturb_state, retarget
 from .stg import StitchedGraph, build_graph
@@ -78,10 +79,12 @@ class V2Config:
     # history encoder (facts §5): checkpoint of python -m skillmimic.augment.history pretrain, or
     # "auto": pretrained on the env's motion once (hist_* settings below), cached in cache_dir
     hist_ckpt: Optional[str] = None
-    hist_pretrain_epochs: int = 100
+    hist_pretrain_epochs: int = PretrainConfig.epochs   # the original's 1000, or fewer if it converges first
     hist_length: int = 60
     hist_embedding_size: int = 3
-    cache_dir: str = "outputs/v2_cache"
+    # where "auto" graphs and encoders are kept, keyed by a hash of the clip files' contents and
+    # the settings; None: user_cache_dir() ($XDG_CACHE_HOME/skillmimic or ~/.cache/skillmimic)
+    cache_dir: Optional[str] = None
 
     def validate(self) -> None:
         for name in ("state_switch_prob", "state_init_random_prob", "reweight_alpha"):
@@ -165,14 +168,28 @@ def graph_tables(graph: StitchedGraph, motion) -> dict[str, torch.Tensor]:
             "masked_steps": d["masked_steps"][order]}
 
 
+def user_cache_dir() -> Path:
+    """Per-user cache of derived assets (never inside the repository): ``$XDG_CACHE_HOME/skillmimic``,
+    else ``~/.cache/skillmimic``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "skillmimic"
+
+
+def resolve_cache_dir(cache_dir: Optional[str]) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir else user_cache_dir()
+
+
 def motion_fingerprint(motion) -> str:
-    """Short hash of a library's clips (names, sizes, times, lengths): the cache key of
-    assets derived from it."""
-    h = hashlib.sha1()
+    """Short hash of a library's clips -- names, lengths and file *contents* (a copied or
+    touched file keeps its key, an edited one gets a new key): the cache key of assets
+    derived from it."""
+    h = hashlib.sha256()
     for f, n in zip(motion.files, motion.clip_lengths.tolist()):
-        st = os.stat(f)
-        h.update(f"{Path(f).name}|{st.st_size}|{st.st_mtime_ns}|{n};".encode())
-    return h.hexdigest()[:12]
+        h.update(f"{Path(f).name}|{n}|".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 def _clip_names(motion) -> list[str]:
@@ -181,9 +198,9 @@ def _clip_names(motion) -> list[str]:
     return [f.relative_to(root).as_posix() for f in files]
 
 
-def cached_graph(motion, cache_dir: str, log=print) -> StitchedGraph:
-    """The STG of ``motion`` from ``cache_dir``, built and saved there first if absent."""
-    path = Path(cache_dir) / f"stg_{motion_fingerprint(motion)}.npz"
+def cached_graph(motion, cache_dir: Optional[str], log=print) -> StitchedGraph:
+    """The STG of ``motion`` from ``cache_dir`` (:func:`resolve_cache_dir`), built and saved there first if absent."""
+    path = resolve_cache_dir(cache_dir) / f"stg_{motion_fingerprint(motion)}.npz"
     if path.exists():
         return StitchedGraph.load(path)
     log(f"[v2] building the stitched trajectory graph of {motion} -> {path}")
@@ -193,15 +210,29 @@ def cached_graph(motion, cache_dir: str, log=print) -> StitchedGraph:
     return g
 
 
+def history_cache_path(motion, cfg: "V2Config") -> Path:
+    """Cache file of the encoder pretrained on ``motion`` with ``cfg``'s settings: keyed by the
+    clips' content hash and a hash of every setting that shapes the result (encoder size,
+    pretraining settings, checkpoint format), so it is paid once per data set and settings."""
+    import json
+    from dataclasses import asdict
+
+    enc = EncoderConfig(history_length=cfg.hist_length, embedding_dim=cfg.hist_embedding_size)
+    settings = {"format": HIST_FORMAT, "version": HIST_VERSION, "encoder": asdict(enc),
+                "pretrain": asdict(PretrainConfig(epochs=cfg.hist_pretrain_epochs))}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return resolve_cache_dir(cfg.cache_dir) / f"hist_{motion_fingerprint(motion)}_{key}.pt"
+
+
 def cached_history_encoder(motion, cfg: "V2Config", device, log=print) -> FrozenHistoryEncoder:
     """The history encoder pretrained on ``motion`` (cfg.hist_* settings), from the cache or
-    trained and saved there first."""
-    enc = EncoderConfig(history_length=cfg.hist_length, embedding_dim=cfg.hist_embedding_size)
-    path = Path(cfg.cache_dir) / (f"hist_{motion_fingerprint(motion)}_h{enc.history_length}"
-                                  f"_e{enc.embedding_dim}_ep{cfg.hist_pretrain_epochs}.pt")
+    trained first and written there (atomically, and only once pretraining succeeded)."""
+    path = history_cache_path(motion, cfg)
     if not path.exists():
-        log(f"[v2] pretraining the history encoder ({cfg.hist_pretrain_epochs} epochs) on {motion} -> {path}")
-        ckpt = pretrain(motion, cfg.hist_pretrain_epochs, enc, device=device, log=log)
+        enc = EncoderConfig(history_length=cfg.hist_length, embedding_dim=cfg.hist_embedding_size)
+        log(f"[v2] pretraining the history encoder (up to {cfg.hist_pretrain_epochs} epochs; once per data set "
+            f"and settings) on {motion} -> {path}")
+        ckpt = pretrain(motion, PretrainConfig(epochs=cfg.hist_pretrain_epochs), enc, device=device, log=log)
         save_checkpoint(ckpt, path)
     return FrozenHistoryEncoder.load(path, device)
 
@@ -309,9 +340,9 @@ class V2Augment:
         if self.history is not None:
             self.history.fill(env_ids, motion.clip_starts[clips].to(env.device), frames.to(env.device),
                               self.history_table)
-            kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos)
+            kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos, skeleton=env.sim.skeleton)
             self._feat[env_ids] = history_features(kin.pos, state.root_quat, state.dof_pos,
-                                                   state.ball_pos).to(self._feat)
+                                                   state.ball_pos, env.sim.skeleton).to(self._feat)
         return ResetPlan(clips=clips, frames=frames, state=state, masked_steps=steps)
 
     # ------------------------------------------------------------------ steps
@@ -349,7 +380,7 @@ class V2Augment:
             return torch.zeros(env.num_envs, 0, device=env.device)
         s = env.sim.state
         j = s.joint
-        self._feat = history_features(s.body_pos, j.root_quat, j.dof_pos, j.ball_pos).to(self._feat)
+        self._feat = history_features(s.body_pos, j.root_quat, j.dof_pos, j.ball_pos, env.sim.skeleton).to(self._feat)
         return self.history.embed()
 
     # ------------------------------------------------------------------ state

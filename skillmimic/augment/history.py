@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,7 +37,8 @@ import torch
 from torch import nn
 
 from ..observations import NUM_SKILLS, heading_rotation_inv, local_ball_pos, local_body_pos
-from ..rotations import hinge_xyz_to_expmap
+from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
+from ..rotations import hinge_to_expmap
 from ..safe_load import load_torch_file
 from .similarity import LOCOMOTION_LABELS
 
@@ -49,15 +51,16 @@ MIN_STD = 1e-2          # features that barely vary (finger joints) are not blow
 
 # --------------------------------------------------------------------------- features
 def history_features(body_pos: torch.Tensor, root_quat: torch.Tensor, dof_pos: torch.Tensor,
-                     ball_pos: torch.Tensor) -> torch.Tensor:
+                     ball_pos: torch.Tensor, skeleton: Skeleton = SKELETON_BALLPLAY) -> torch.Tensor:
     """(N, 316) per-frame features from bodies (N, 53, 3), root quaternion (wxyz), hinge
-    angles (N, 156) and ball position (N, 3)."""
+    angles (N, 156, in ``skeleton``'s hinge orders) and ball position (N, 3). The joints
+    enter as exp-maps, so the features do not depend on the hinge orders."""
     n = body_pos.shape[0]
     inv = heading_rotation_inv(root_quat)
     root = body_pos[:, 0]
     local = local_body_pos(inv, body_pos)
     ball = local_ball_pos(inv, ball_pos, root)
-    expmap = hinge_xyz_to_expmap(dof_pos.reshape(n, -1, 3)).reshape(n, -1)
+    expmap = hinge_to_expmap(dof_pos.reshape(n, -1, 3), skeleton.hinge_orders).reshape(n, -1)
     return torch.cat([root[:, 2:3], local.reshape(n, -1), expmap, ball], -1)
 
 
@@ -66,7 +69,8 @@ def library_history_features(motion, chunk: int = 8192) -> torch.Tensor:
     out = []
     for s in range(0, motion.num_frames, chunk):
         sl = slice(s, s + chunk)
-        out.append(history_features(motion.body_pos[sl], motion.root_quat[sl], motion.dof_pos[sl], motion.ball_pos[sl]))
+        out.append(history_features(motion.body_pos[sl], motion.root_quat[sl], motion.dof_pos[sl], motion.ball_pos[sl],
+                                    motion.skeleton))
     return torch.cat(out).to(torch.float32)
 
 
@@ -167,9 +171,28 @@ def prediction_loss(pred, target, ball_mask) -> torch.Tensor:
     return body + ball
 
 
-def pretrain(motion, epochs: int, cfg: EncoderConfig | None = None, batch_size: int = 128, lr: float = 1e-3,
-             patience: int = 5, seed: int = 0, device: str | torch.device = "cpu", log=print) -> dict:
-    """Train encoder + head on ``motion``; returns the checkpoint dict (see :func:`save_checkpoint`)."""
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Pretraining settings (the original's: Adam lr 1e-3, ReduceLROnPlateau patience 5, batch
+    128, 1000 epochs). ``min_lr`` adds a convergence stop the original lacks: once the plateau
+    schedule has cut the learning rate below it (three cuts of x0.1 from 1e-3: the loss stopped
+    improving three times in a row), further epochs change little. 0 runs every epoch."""
+
+    epochs: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    patience: int = 5
+    min_lr: float = 1e-6
+    seed: int = 0
+
+
+def pretrain(motion, settings: PretrainConfig | None = None, cfg: EncoderConfig | None = None,
+             device: str | torch.device = "cpu", log=print) -> dict:
+    """Train encoder + head on ``motion``; returns the checkpoint dict (see :func:`save_checkpoint`).
+    Raises ValueError if the loss goes non-finite (nothing worth keeping or caching)."""
+    settings = settings or PretrainConfig()
+    epochs, batch_size, lr, patience, seed = (settings.epochs, settings.batch_size, settings.lr, settings.patience,
+                                              settings.seed)
     cfg = cfg or EncoderConfig()
     torch.manual_seed(seed)
     device = torch.device(device)
@@ -198,28 +221,43 @@ def pretrain(motion, epochs: int, cfg: EncoderConfig | None = None, batch_size: 
             opt.step()
             total += loss.detach() * hist.shape[0]
         losses.append(float(total) / n)
+        if not math.isfinite(losses[-1]):
+            raise ValueError(f"history-encoder pretraining diverged: loss {losses[-1]} at epoch {epoch + 1}")
         sched.step(losses[-1])
-        if log and (epoch < 3 or epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 20) == 0):
-            # "step", not "epoch": these are passes of the encoder's own pretraining, not PPO epochs
+        converged = opt.param_groups[0]["lr"] < settings.min_lr
+        if log and (epoch < 3 or epoch == epochs - 1 or converged or (epoch + 1) % max(1, epochs // 20) == 0):
+            # "step", not "epoch": passes of the encoder's own pretraining, not PPO epochs
             log(f"[v2] history encoder pretraining: step {epoch + 1}/{epochs}: loss {losses[-1]:.5f} "
-                f"lr {opt.param_groups[0]['lr']:.2e} ({time.perf_counter() - t0:.1f} s)")
+                f"lr {opt.param_groups[0]['lr']:.2e} ({time.perf_counter() - t0:.1f} s)" + (" converged (lr below min_lr): stop" if converged else ""))
+        if converged:
+            break
     return {
         "format": FORMAT, "version": VERSION, "config": asdict(cfg),
         "encoder": {k: v.cpu() for k, v in model.encoder.state_dict().items()},
         "head": {k: v.cpu() for k, v in model.head.state_dict().items()},
         "feature_mean": data.mean.cpu(), "feature_std": data.std.cpu(),
-        "train": {"epochs": epochs, "losses": losses, "lr": lr, "batch_size": batch_size, "seed": seed,
-                  "samples": n, "clips": [str(f) for f in motion.files], "seconds": time.perf_counter() - t0},
+        "train": {"epochs": epochs, "epochs_run": len(losses), "losses": losses, "lr": lr, "batch_size": batch_size,
+                  "patience": patience, "min_lr": settings.min_lr, "seed": seed, "samples": n,
+                  "clips": [str(f) for f in motion.files], "seconds": time.perf_counter() - t0},
     }
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
-    """Tensors, numbers, strings and lists only: loads with ``weights_only=True``."""
+    """Tensors, numbers, strings and lists only: loads with ``weights_only=True``. Atomic: a
+    uniquely named temporary file in the same folder, renamed over ``path`` once complete, so
+    a reader (or a concurrent writer) never sees a partial file."""
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -307,13 +345,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pretrain", help="pretrain the encoder by next-frame prediction on a motion folder")
     p.add_argument("motion_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    d = PretrainConfig()
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--min-lr", type=float, default=d.min_lr, help="stop once the plateau schedule cut lr below this")
     p.add_argument("--history-length", type=int, default=60)
     p.add_argument("--embedding-size", type=int, default=3)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=d.seed)
     args = parser.parse_args(argv)
 
     from ..motion import MotionFileError, MotionLibrary
@@ -325,14 +365,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = EncoderConfig(history_length=args.history_length, embedding_dim=args.embedding_size)
     print(f"{motion}; {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, device {args.device}")
-    ckpt = pretrain(motion, args.epochs, cfg, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                    device=args.device)
+    settings = PretrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=d.patience,
+                              min_lr=args.min_lr, seed=args.seed)
+    try:
+        ckpt = pretrain(motion, settings, cfg, device=args.device)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     ckpt["train"]["motion_dir"] = str(args.motion_dir)
     path = save_checkpoint(ckpt, args.out)
     losses = ckpt["train"]["losses"]
     print(f"loss {losses[0]:.5f} -> {losses[-1]:.5f} over {len(losses)} epochs "
           f"({ckpt['train']['seconds']:.1f} s); saved {path}")
-    return 0 if all(math.isfinite(x) for x in losses) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..kinematics import forward_kinematics
-from ..rotations import heading_yaw, hinge_xyz_to_matrix, matrix_to_quat, quat_to_matrix
+from ..rotations import heading_yaw, hinge_to_matrix, matrix_to_quat, quat_to_matrix
 
 # Locomotion classes (getup, run without ball): pose-only similarity with a root-height term.
 LOCOMOTION_LABELS = (0, 10)
@@ -123,9 +124,10 @@ class FrameFeatures:
         )
 
 
-def joint_quats(dof_pos: torch.Tensor) -> torch.Tensor:
-    """(..., 156) hinge angles -> (..., 52, 4) per-joint rotations (wxyz)."""
-    return matrix_to_quat(hinge_xyz_to_matrix(dof_pos.reshape(*dof_pos.shape[:-1], NUM_JOINTS, 3)))
+def joint_quats(dof_pos: torch.Tensor, skeleton: Skeleton = SKELETON_BALLPLAY) -> torch.Tensor:
+    """(..., 156) hinge angles (``skeleton``'s hinge orders) -> (..., 52, 4) per-joint rotations (wxyz)."""
+    angles = dof_pos.reshape(*dof_pos.shape[:-1], NUM_JOINTS, 3)
+    return matrix_to_quat(hinge_to_matrix(angles, skeleton.hinge_orders))
 
 
 def library_features(motion, rows: torch.Tensor | None = None) -> FrameFeatures:
@@ -136,19 +138,20 @@ def library_features(motion, rows: torch.Tensor | None = None) -> FrameFeatures:
         root_pos=motion.root_pos[idx], root_quat=motion.root_quat[idx],
         key_pos=motion.body_pos[idx][:, key], key_vel=motion.body_lin_vel[idx][:, key],
         ball_pos=motion.ball_pos[idx], ball_vel=motion.ball_lin_vel[idx],
-        joint_quat=joint_quats(motion.dof_pos[idx]))
+        joint_quat=joint_quats(motion.dof_pos[idx], motion.skeleton))
 
 
-def state_features(state, key_body_ids) -> FrameFeatures:
-    """Features of a :class:`~skillmimic.state.JointState` batch, key bodies by forward
-    kinematics *of that state* (so a perturbed state is compared as it is)."""
+def state_features(state, key_body_ids, skeleton: Skeleton = SKELETON_BALLPLAY) -> FrameFeatures:
+    """Features of a :class:`~skillmimic.state.JointState` batch (hinge angles in ``skeleton``'s
+    orders), key bodies by forward kinematics *of that state* (so a perturbed state is
+    compared as it is)."""
     kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos,
-                             state.root_lin_vel, state.root_ang_vel, state.dof_vel)
+                             state.root_lin_vel, state.root_ang_vel, state.dof_vel, skeleton=skeleton)
     return FrameFeatures(
         root_pos=state.root_pos, root_quat=state.root_quat,
         key_pos=kin.pos[:, key_body_ids], key_vel=kin.lin_vel[:, key_body_ids],
         ball_pos=state.ball_pos, ball_vel=state.ball_lin_vel,
-        joint_quat=joint_quats(state.dof_pos))
+        joint_quat=joint_quats(state.dof_pos, skeleton))
 
 
 def rotation_angle_sq(qa: torch.Tensor, qb: torch.Tensor) -> torch.Tensor:

@@ -127,7 +127,7 @@ def retarget(motion, clip_ids: torch.Tensor, state: JointState, labels: torch.Te
     labels = labels.to(dev)
     n = clip_ids.shape[0]
     feats = frame_features if frame_features is not None else library_features(motion)
-    noisy = state_features(state.to(dev, feats.root_pos.dtype), motion.key_body_ids)
+    noisy = state_features(state.to(dev, feats.root_pos.dtype), motion.key_body_ids, motion.skeleton)
     T = motion.clip_lengths[clip_ids]
     t = torch.arange(int(T.max()) if n else 0, device=dev)
     rows = motion.clip_starts[clip_ids, None] + torch.minimum(t[None], T[:, None] - 1)

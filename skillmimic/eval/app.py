@@ -122,7 +122,8 @@ def evaluate_checkpoint(cfg, cli_overrides: Iterable[str] = ()) -> EvalOutputs:
             "sim": cfg.sim.backend, "device": str(device), "from_run_config": used,
             "time": datetime.now().isoformat(timespec="seconds")}
     print(f"[skillmimic] eval {ckpt} (epoch {policy.epoch}) on {motion_path}: {env.motion.num_clips} clip(s), "
-          f"{cfg.num_envs} envs x {cfg.eval.rounds} rounds x {cfg.eval.episode_length} steps"
+          f"up to {cfg.eval.rounds} rounds x {cfg.num_envs} envs of {cfg.eval.episode_length} steps per scenario "
+          f"(start frames spread over {cfg.eval.start_spread:.0%} of each clip; identical episodes run once)"
           + (f"; task/sim/motion from the run config: {', '.join(used)}" if used else ""), flush=True)
     try:
         report = evaluate(env, policy, cfg.eval, meta)

@@ -21,6 +21,10 @@ run_no_object     more than 80 % of the counted steps (n >= count_from; 150 in s
                   switch tests) with root_z > .7 & |root_vel| > 1.
 ================ =====================================================================
 
+Each criterion has a time window: a round shorter than :func:`criterion_steps` (101 for
+run, 301 for layup/shot, 61 for pickup/getup) tests only part of it, e.g. a 300-step
+layup round only asks whether the ball was once above 1.8 m.
+
 Which criterion applies is keyed by skill label (:data:`DEFAULT_SKILL_CRITERIA`); labels
 without one (rebound, catch, pass in BallPlay-M) are reported as undefined, not failed.
 An env can also be failed outright (:meth:`SuccessTracker.fail`), e.g. when its physics
@@ -63,6 +67,18 @@ class SuccessThresholds:
     moving_root_speed: float = 1.0   # run_no_object
     moving_fraction: float = 0.8     # run_no_object
     count_from: int = 0              # run_no_object counts steps n >= count_from
+
+
+def criterion_steps(name: str, thresholds: SuccessThresholds | None = None) -> int:
+    """Steps a round needs for criterion ``name`` to be tested as defined: past the latch
+    window of run (100) and layup/shot (300) -- shorter rounds only test "was reached once"
+    -- more than ``hold_steps`` (60) for pickup/getup, past ``count_from`` for run_no_object."""
+    th = thresholds or SuccessThresholds()
+    steps = {"run": th.run_latch_steps + 1, "layup": th.throw_latch_steps + 1, "shot": th.throw_latch_steps + 1,
+             "pickup": th.hold_steps + 1, "getup": th.hold_steps + 1, "run_no_object": th.count_from + 1}
+    if name not in steps:
+        raise ValueError(f"unknown success criterion {name!r}; choose from {CRITERIA}")
+    return steps[name]
 
 
 def criterion_codes(labels: torch.Tensor, skill_criteria: Mapping[int, str] | None = None) -> torch.Tensor:
@@ -193,4 +209,4 @@ def rates_by_label(labels: Sequence[int] | torch.Tensor, success: torch.Tensor, 
 
 
 __all__ = ["CRITERIA", "DEFAULT_SKILL_CRITERIA", "SuccessThresholds", "SuccessTracker", "criterion_codes",
-           "criterion_name", "success_rate", "rates_by_label"]
+           "criterion_name", "criterion_steps", "success_rate", "rates_by_label"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..assets.skeleton import SKELETON_BALLPLAY
 from ..kinematics import forward_kinematics
 from . import columns as C
 from .io import MotionFileError, find_clips, load_clip
@@ -35,27 +36,40 @@ def default_paths() -> list[Path]:
     return []
 
 
+def clip_report_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """Command-line parser of a report over clip files or folders (``paths``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help=f"clip files or folders (default: {DEFAULT_DATA} if it exists)")
+    return parser
+
+
+def report_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Path]:
+    """The given paths, else the shared data folder, else a usage error."""
+    paths = args.paths or default_paths()
+    if not paths:
+        parser.error(f"no PATH given and {DEFAULT_DATA} not found")
+    return paths
+
+
 def clip_fk_errors(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per valid frame mean body error (m) of the converted reference and of raw triplets."""
     ref = convert_clip(raw)
     recorded = ref.recorded_body_pos[ref.valid]
     conv = forward_kinematics(ref.root_pos, ref.root_quat, ref.dof_pos).pos[ref.valid]
-    raw_pos = forward_kinematics(ref.root_pos, ref.root_quat, raw[:, C.DOF].to(torch.float64)).pos[ref.valid]
+    # the original: triplets as X-Y-Z hinge angles
+    raw_pos = forward_kinematics(ref.root_pos, ref.root_quat, raw[:, C.DOF].to(torch.float64),
+                                 skeleton=SKELETON_BALLPLAY.with_hinge_order("XYZ")).pos[ref.valid]
     return (conv - recorded).norm(dim=-1).mean(dim=-1), (raw_pos - recorded).norm(dim=-1).mean(dim=-1)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m skillmimic.motion.fk_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="*", type=Path,
-                        help=f"clip files or folders (default: {DEFAULT_DATA} if it exists)")
+    parser = clip_report_parser("python -m skillmimic.motion.fk_report", __doc__)
     parser.add_argument("--max-mean-cm", type=float, default=3.5,
                         help="fail if the converted mean error exceeds this (cm); default 3.5")
     args = parser.parse_args(argv)
-    paths = args.paths or default_paths()
-    if not paths:
-        parser.error(f"no PATH given and {DEFAULT_DATA} not found")
     try:
-        files = find_clips(paths)
+        files = find_clips(report_paths(parser, args))
     except MotionFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,17 +18,18 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..assets.skeleton import SKELETON_BALLPLAY
-from ..kinematics import forward_kinematics
+from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
+from ..kinematics import ForwardKinematics
 from ..rotations import matrix_to_quat, quat_slerp
 from ..state import JointState
 from . import columns as C
 from .io import PathLike, clip_label, find_clips, load_clip, skill_name, warn_duplicate_clips
-from .reference import ClipReference, convert_clip, sign_smooth
+from .reference import ClipReference, convert_clip, sign_smooth, wrap_angle
 
 # Fields of the flat per-frame storage that are interpolated linearly / by slerp.
 _LINEAR = ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "ball_pos",
            "ball_lin_vel", "ball_ang_vel", "body_pos", "body_lin_vel", "body_ang_vel")
+_ANGLES = ("dof_pos",)  # hinge angles in [-pi, pi]: interpolated the shorter way round
 _SLERP = ("root_quat", "ball_quat", "body_quat")
 _STATE_FIELDS = tuple(f.name for f in fields(JointState))
 
@@ -76,20 +77,21 @@ class MotionLibrary:
     """
 
     def __init__(self, paths: PathLike | Iterable[PathLike], device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, fps: float = C.FPS):
+                 dtype: torch.dtype = torch.float32, fps: float = C.FPS, skeleton: Skeleton = SKELETON_BALLPLAY):
         self.device = torch.device(device)
+        self.skeleton = skeleton     # its hinge orders define dof_pos; pass the simulator's
         self.dtype = dtype
         self.files: list[Path] = find_clips(paths)
         labels = [clip_label(f) for f in self.files]     # fail on a bad name before loading
         self.skill_names: list[str] = [skill_name(f) for f in self.files]
         clips = [load_clip(f) for f in self.files]
         warn_duplicate_clips(self.files, clips)
-        refs = [convert_clip(c, fps) for c in clips]
+        refs = [convert_clip(c, fps, skeleton) for c in clips]
         del clips
         lengths = torch.tensor([r.num_frames for r in refs], dtype=torch.long)
 
         flat = {name: torch.cat([getattr(r, name) for r in refs]) for name in ClipReference.__dataclass_fields__}
-        flat.update(self._body_kinematics(flat, refs))
+        flat.update(self._body_kinematics(ForwardKinematics(skeleton), flat, refs))
 
         to = dict(device=self.device)
         for name, value in flat.items():
@@ -99,10 +101,10 @@ class MotionLibrary:
         self.clip_labels = torch.tensor(labels, dtype=torch.long, device=self.device)
         self.clip_fps = torch.full((len(refs),), float(fps), dtype=dtype, device=self.device)
         self.clip_weights = self.default_clip_weights()
-        self.key_body_ids = torch.tensor(SKELETON_BALLPLAY.key_body_ids, device=self.device)
+        self.key_body_ids = torch.tensor(skeleton.key_body_ids, device=self.device)
 
     @staticmethod
-    def _body_kinematics(flat: dict, refs: Sequence[ClipReference]) -> dict:
+    def _body_kinematics(forward_kinematics: ForwardKinematics, flat: dict, refs: Sequence[ClipReference]) -> dict:
         """FK of the converted reference for all frames (float64, chunked); body quats are
         sign-smoothed per clip so that slerp between neighbours takes the short way."""
         out = {k: [] for k in ("body_pos", "body_quat", "body_lin_vel", "body_ang_vel")}
@@ -119,6 +121,15 @@ class MotionLibrary:
         quats = out["body_quat"].split([r.num_frames for r in refs])
         out["body_quat"] = torch.cat([sign_smooth(q) for q in quats])
         return out
+
+    def check_skeleton(self, skeleton: Skeleton) -> None:
+        """Raise unless the reference's hinge angles are those of ``skeleton`` (a simulator's)."""
+        if tuple(skeleton.hinge_orders) != tuple(self.skeleton.hinge_orders):
+            diff = [(n, a, b) for n, a, b in zip(skeleton.names[1:], self.skeleton.hinge_orders, skeleton.hinge_orders)
+                    if a != b]
+            raise ValueError(f"motion library converted with other hinge orders than the simulator's "
+                             f"(joint, library, simulator): {diff[:4]}{' ...' if len(diff) > 4 else ''}; "
+                             f"build it with MotionLibrary(..., skeleton=sim.skeleton)")
 
     # ------------------------------------------------------------------ per clip
     @property
@@ -231,6 +242,8 @@ class MotionLibrary:
         values = {}
         for name in _LINEAR:
             a, b = getattr(self, name)[i0], getattr(self, name)[i1]
+            if name in _ANGLES:
+                b = a + wrap_angle(b - a)
             values[name] = torch.lerp(a, b, w.reshape(-1, *([1] * (a.dim() - 1))))
         for name in _SLERP:
             a, b = getattr(self, name)[i0], getattr(self, name)[i1]

@@ -9,12 +9,17 @@ Conventions (all along the time axis of one clip):
 * missing frame: all 337 values zero. Its pose is filled with the last valid frame (the
   first valid one for leading gaps) so that interpolation and FK near a gap stay sane;
   ``valid`` marks it so callers can mask rewards (V2's treatment).
-* hinge angles: each joint's exp-map converted to intrinsic XYZ Euler angles (the
-  three hinges x, y, z), then unwrapped in time (no 2*pi jumps) and shifted per clip
-  and DOF by a multiple of 2*pi so the clip mean lies in [-pi, pi].
+* hinge angles: each joint's exp-map converted to intrinsic Euler angles in the joint's
+  hinge order (``Skeleton.hinge_orders``), frame by frame, so every angle lies in
+  [-pi, pi] (the hinges' joint limits). With the table's orders the joints stay clear of
+  their Euler singularity in the shared data, so the angles are also continuous: a
+  reference hinge jumps by 1 rad between frames only where the recorded joint rotation
+  itself does, bar 22 right-thumb-tip frames (``python -m skillmimic.motion.euler_report``,
+  docs/joints.md). Under X-Y-Z (``hinge_order: xyz``) they jump at gimbal lock.
 * quaternions (w, x, y, z) are sign-smoothed: consecutive frames have a positive dot.
-* velocities: forward differences x fps. A frame whose difference would touch a missing
-  frame (the missing frame itself, the frame before and the frame just after one) and
+* velocities: forward differences x fps (of hinge angles: the difference wrapped into
+  [-pi, pi), so an angle passing +-pi has its true rate). A frame whose difference would
+  touch a missing frame (the missing frame itself, the frame before and the frame just after one) and
   the last frame copy the previous frame's velocity (V2's convention).
 * angular velocities are in the WORLD frame: q[t+1] = exp(w dt) q[t]. The original
   computed conj(q[t]) q[t+1] (a body-frame rate) and used it as a world rate.
@@ -27,7 +32,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..rotations import expmap_to_hinge_xyz, expmap_to_quat, quat_conj, quat_mul, quat_to_expmap
+from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
+from ..rotations import expmap_to_hinge, expmap_to_quat, quat_conj, quat_mul, quat_to_expmap
 from . import columns as C
 
 TWO_PI = 2.0 * math.pi
@@ -51,19 +57,9 @@ def fill_index(valid: torch.Tensor) -> torch.Tensor:
     return idx
 
 
-def unwrap(angles: torch.Tensor) -> torch.Tensor:
-    """Remove 2*pi jumps between consecutive frames (dim 0), like numpy.unwrap."""
-    if angles.shape[0] < 2:
-        return angles.clone()
-    d = angles.diff(dim=0)
-    d = d - TWO_PI * torch.round(d / TWO_PI)
-    return torch.cat([angles[:1], angles[:1] + d.cumsum(dim=0)], dim=0)
-
-
-def recentre(angles: torch.Tensor) -> torch.Tensor:
-    """Shift each column by the multiple of 2*pi that brings its mean into [-pi, pi]:
-    unwrapping keeps the first frame's branch, which can leave a whole clip off-range."""
-    return angles - TWO_PI * torch.round(angles.mean(dim=0, keepdim=True) / TWO_PI)
+def wrap_angle(x: torch.Tensor) -> torch.Tensor:
+    """Angles mapped into [-pi, pi)."""
+    return torch.remainder(x + math.pi, TWO_PI) - math.pi
 
 
 def sign_smooth(q: torch.Tensor) -> torch.Tensor:
@@ -77,16 +73,10 @@ def sign_smooth(q: torch.Tensor) -> torch.Tensor:
     return q * flip.unsqueeze(-1)
 
 
-def hinge_angles(dof_expmap: torch.Tensor) -> torch.Tensor:
-    """(T, 156) per-joint exp-maps -> (T, 156) continuous hinge angles (see module doc).
-
-    Near gimbal lock (middle hinge ~ +-pi/2, e.g. a bent elbow) the x and z angles move
-    fast and can drift past +-pi after unwrapping; that is the hinge chain's own
-    singularity, not noise, and forward kinematics is unaffected.
-    """
+def hinge_angles(dof_expmap: torch.Tensor, skeleton: Skeleton = SKELETON_BALLPLAY) -> torch.Tensor:
+    """(T, 156) per-joint exp-maps -> (T, 156) hinge angles in [-pi, pi] (see module doc)."""
     T = dof_expmap.shape[0]
-    euler = expmap_to_hinge_xyz(dof_expmap.reshape(T, -1, 3)).reshape(T, -1)
-    return recentre(unwrap(euler))
+    return expmap_to_hinge(dof_expmap.reshape(T, -1, 3), skeleton.hinge_orders).reshape(T, -1)
 
 
 def finite_difference_ok(valid: torch.Tensor) -> torch.Tensor:
@@ -106,11 +96,13 @@ def _carry(vel: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     return vel[fill_index(ok)]
 
 
-def linear_velocity(x: torch.Tensor, valid: torch.Tensor, fps: float) -> torch.Tensor:
-    """Forward-difference velocity (T, ...) of positions or angles, V2's gap rule."""
+def linear_velocity(x: torch.Tensor, valid: torch.Tensor, fps: float, angles: bool = False) -> torch.Tensor:
+    """Forward-difference velocity (T, ...) of positions (or, with ``angles``, of angles in
+    [-pi, pi], differences wrapped), V2's gap rule."""
     vel = torch.zeros_like(x)
     if x.shape[0] > 1:
-        vel[:-1] = (x[1:] - x[:-1]) * fps
+        d = x[1:] - x[:-1]
+        vel[:-1] = (wrap_angle(d) if angles else d) * fps
     return _carry(vel, finite_difference_ok(valid))
 
 
@@ -132,7 +124,7 @@ class ClipReference:
     root_quat: torch.Tensor          # (T, 4) wxyz
     root_lin_vel: torch.Tensor       # (T, 3) world
     root_ang_vel: torch.Tensor       # (T, 3) world
-    dof_pos: torch.Tensor            # (T, 156) hinge angles, continuous
+    dof_pos: torch.Tensor            # (T, 156) hinge angles in [-pi, pi]
     dof_vel: torch.Tensor            # (T, 156)
     ball_pos: torch.Tensor           # (T, 3)
     ball_quat: torch.Tensor          # (T, 4) wxyz
@@ -153,8 +145,9 @@ class ClipReference:
         return ClipReference(**out)
 
 
-def convert_clip(raw: torch.Tensor, fps: float = C.FPS) -> ClipReference:
-    """Convert a validated raw clip (T, 337) into its joint-space reference.
+def convert_clip(raw: torch.Tensor, fps: float = C.FPS, skeleton: Skeleton = SKELETON_BALLPLAY) -> ClipReference:
+    """Convert a validated raw clip (T, 337) into its joint-space reference for ``skeleton``'s
+    hinge orders.
 
     Computed in float64 whatever the input dtype: the Euler conversion and the
     differences lose visible precision in float32 near gimbal lock.
@@ -164,7 +157,7 @@ def convert_clip(raw: torch.Tensor, fps: float = C.FPS) -> ClipReference:
     filled = raw[fill_index(valid)]
     root_pos = filled[:, C.ROOT_POS]
     root_quat = sign_smooth(expmap_to_quat(filled[:, C.ROOT_ROT]))
-    dof_pos = hinge_angles(filled[:, C.DOF])
+    dof_pos = hinge_angles(filled[:, C.DOF], skeleton)
     ball_pos = filled[:, C.BALL_POS]
     # The original loader negates the ball exp-map; the release stores zeros (identity).
     ball_quat = sign_smooth(expmap_to_quat(-filled[:, C.BALL_ROT]))
@@ -175,7 +168,7 @@ def convert_clip(raw: torch.Tensor, fps: float = C.FPS) -> ClipReference:
         root_lin_vel=linear_velocity(root_pos, valid, fps),
         root_ang_vel=angular_velocity(root_quat, valid, fps),
         dof_pos=dof_pos,
-        dof_vel=linear_velocity(dof_pos, valid, fps),
+        dof_vel=linear_velocity(dof_pos, valid, fps, angles=True),
         ball_pos=ball_pos,
         ball_quat=ball_quat,
         ball_lin_vel=linear_velocity(ball_pos, valid, fps),

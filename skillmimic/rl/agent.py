@@ -8,6 +8,11 @@ Over :class:`rl_games.algos_torch.a2c_continuous.A2CAgent` it changes:
   term, so both are replaced rather than reused.
 * **Minibatches** are reshuffled every mini-epoch (rl-games' continuous agent slices
   the rollout in env order, so a minibatch would hold whole envs, not a sample).
+* **KL**: the logged ``info/kl`` (and the KL that drives ``lr_schedule=adaptive``) is the
+  exact KL between the old and new diagonal Gaussians, :func:`diag_gaussian_kl`. rl-games'
+  ``torch_ext.policy_kl`` adds 1e-5 to sigma^2; with the fixed sigma = exp(-2.9) (sigma^2 =
+  0.003) that makes every dimension's term about -0.0017, about -0.25 over 156 actions, so
+  the logged KL was negative and the adaptive schedule could never see a KL above threshold.
 * **Logging**: per epoch, the mean over the rollout of every reward term
   (``reward_terms/<term>``) and the cumulative count of worlds reset after going
   non-finite (``env/nonfinite_resets``); one console line per epoch.
@@ -78,6 +83,21 @@ def set_rng_state(rng: dict) -> None:
     random.setstate(pyst)
     if rng.get("cuda") is not None and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def diag_gaussian_kl(mu0: torch.Tensor, sigma0: torch.Tensor, mu1: torch.Tensor, sigma1: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu0, sigma0^2) || N(mu1, sigma1^2)) of diagonal Gaussians, summed over the last dim.
+
+    Closed form in float64, without rl-games' epsilon: per dimension
+    ``log(s1/s0) + (s0^2 + (mu1 - mu0)^2) / (2 s1^2) - 1/2``, written as
+    ``(expm1(u) - u) / 2 + (mu1 - mu0)^2 / (2 s1^2)`` with ``u = 2 log(s0/s1)`` so that equal
+    sigmas give exactly 0 for the sigma part (no cancellation of 1/2 - 1/2), and the
+    result is >= 0 (the sigma part is clamped at 0 against rounding of expm1(u) - u)."""
+    mu0, sigma0, mu1, sigma1 = (t.double() for t in (mu0, sigma0, mu1, sigma1))
+    u = 2.0 * (torch.log(sigma0) - torch.log(sigma1))
+    scale = 0.5 * (torch.expm1(u) - u).clamp_min(0.0)
+    shift = (mu1 - mu0) ** 2 / (2.0 * sigma1 ** 2)
+    return (scale + shift).sum(dim=-1)
 
 
 class ShuffledPPODataset(datasets.PPODataset):
@@ -233,6 +253,7 @@ class RunManagement:
         self.epoch_history.append({
             "epoch": epoch_num, "frame": frame, "fps": curr_frames / max(sum_time, 1e-9),
             "reward_per_step": terms.get("reward"), "reward_terms": terms,
+            "kl": torch_ext.mean_list(kls).item() if kls else None,
             "episode_reward": float(self.game_rewards.get_mean()[0]) if self.game_rewards.current_size else None,
             "episode_length": float(self.game_lengths.get_mean()) if self.game_lengths.current_size else None,
             "nonfinite_resets": self._nonfinite_resets})
@@ -335,6 +356,14 @@ class SkillMimicAgent(RunManagement, a2c_continuous.A2CAgent):
             self.bounds_loss_coef = 0.0
         self.dataset = ShuffledPPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
                                           self.ppo_device, self.seq_length)
+
+    def train_actor_critic(self, input_dict):
+        """rl-games' minibatch step, with its KL (second entry, what the adaptive schedule and
+        ``info/kl`` see) replaced by the exact KL(new || old), :func:`diag_gaussian_kl`."""
+        a_loss, c_loss, entropy, _, last_lr, lr_mul, mu, sigma, b_loss = super().train_actor_critic(input_dict)
+        kl = diag_gaussian_kl(mu, sigma, input_dict["mu"], input_dict["sigma"]).mean()
+        self.train_result = (a_loss, c_loss, entropy, kl, last_lr, lr_mul, mu, sigma, b_loss)
+        return self.train_result
 
     # ------------------------------------------------------------------ losses
     def bound_loss(self, mu: torch.Tensor) -> torch.Tensor:

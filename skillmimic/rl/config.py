@@ -25,7 +25,7 @@ from omegaconf import MISSING
 from envs.hlc import HLCConfig
 from envs.skill import SkillEnvConfig
 from skillmimic.augment.env_hook import AUTO, V2Config
-from skillmimic.assets.mjcf import SceneConfig
+from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
 from skillmimic.rewards import RewardWeights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,9 @@ class TaskConfig:
     ``seed`` come from the top level, so they are set in one place only)."""
 
     name: str = "skill"
+    # The original's training budget for this task (V1 skill 50,000; the task files set V2
+    # 20,000, HLC 2,000 / layup 6,000): the default of the top-level ``max_epochs``.
+    max_epochs: int = 50000
     episode_length: int = SkillEnvConfig.episode_length
     # "random" (RSI) or a start frame >= 2, e.g. task.state_init=10. A str, not Union[str, int]:
     # OmegaConf 2.3's union nodes break inside hydra's defaults-list merge.
@@ -100,9 +103,12 @@ class PPOConfig:
     lr_schedule: str = "constant"        # constant | linear | adaptive (rl-games' KL-adaptive)
     kl_threshold: float = 0.008          # only for lr_schedule=adaptive
     horizon_length: int = 32
-    # None: the whole rollout (horizon * num_envs) as one minibatch, capped at
-    # ``minibatch_cap`` (the largest divisor of the rollout size not above it).
-    minibatch_size: Optional[int] = None
+    # Minibatches per PPO mini-epoch (the rollout horizon * num_envs split evenly), e.g. 4: the
+    # original's rule minibatch = 8 * num_envs at horizon 32, at any env count. None: the whole
+    # rollout as one minibatch, capped at ``minibatch_cap`` (the largest divisor of the rollout
+    # not above it) -- 1 per mini-epoch at CPU env counts, 4 at 2048 envs. See docs/training.md.
+    num_minibatches: Optional[int] = None
+    minibatch_size: Optional[int] = None # an explicit size instead (exclusive with num_minibatches)
     minibatch_cap: int = 16384
     mini_epochs: int = 6
     gamma: float = 0.99
@@ -146,6 +152,9 @@ class MotionConfig:
 
     name: str = MISSING
     path: str = MISSING
+    # Caps the task's budget for this data, e.g. the embedded demo clips: a CPU try-out, not a
+    # real training run. None: no cap.
+    max_epochs: Optional[int] = None
 
 
 @dataclass
@@ -157,7 +166,9 @@ class Config:
     num_envs: int = 16
     device: str = "cpu"                  # cpu | cuda | cuda:<i>; env tensors and PPO on the same device
     seed: int = 42                       # -1: draw one (printed and saved with the run)
-    max_epochs: int = 1000               # total, counted across resumes
+    # Total PPO epochs, counted across resumes; -1: no limit. None: the task's budget
+    # (task.max_epochs), capped by the motion's (motion.max_epochs); see resolve_max_epochs.
+    max_epochs: Optional[int] = None
     experiment: str = "skill"
     output_dir: str = "outputs"          # runs go to <output_dir>/<experiment>/<timestamp>/{nn,summaries}
     resume: Optional[str] = None         # path to a checkpoint (.pth) to continue from
@@ -315,8 +326,21 @@ def distributed_rank() -> tuple[int, int, int]:
 
 
 def resolve_minibatch(train: PPOConfig, num_envs: int) -> int:
-    """The PPO minibatch size; it must split the rollout (horizon * num_envs) evenly."""
+    """The PPO minibatch size; it must split the rollout (horizon * num_envs) evenly.
+
+    ``minibatch_size`` or ``num_minibatches`` (at most one) give it exactly; with neither,
+    the whole rollout up to ``minibatch_cap``."""
     batch = train.horizon_length * num_envs
+    if train.minibatch_size is not None and train.num_minibatches is not None:
+        raise ConfigError(f"train.minibatch_size={train.minibatch_size} and train.num_minibatches="
+                          f"{train.num_minibatches} both set: give one of them (the other null)")
+    if train.num_minibatches is not None:
+        n = int(train.num_minibatches)
+        if n <= 0 or batch % n:
+            raise ConfigError(
+                f"train.num_minibatches={n} must be a positive divisor of the rollout size "
+                f"train.horizon_length * num_envs = {train.horizon_length} * {num_envs} = {batch}")
+        return batch // n
     if train.minibatch_size is not None:
         mb = int(train.minibatch_size)
         if mb <= 0 or batch % mb:
@@ -332,14 +356,28 @@ def resolve_minibatch(train: PPOConfig, num_envs: int) -> int:
     return max(d for d in range(1, train.minibatch_cap + 1) if batch % d == 0)
 
 
+def resolve_max_epochs(cfg: Config) -> int:
+    """The run's epoch budget: ``max_epochs`` if given, else ``task.max_epochs`` capped by
+    ``motion.max_epochs`` (the one place these three combine)."""
+    if cfg.max_epochs is not None:
+        return int(cfg.max_epochs)
+    budget = int(cfg.task.max_epochs)
+    if cfg.motion.max_epochs is not None:
+        budget = min(budget, int(cfg.motion.max_epochs))
+    return budget
+
+
 def validate(cfg: Config) -> None:
     """Checks that need more than types; each error names the knob to change."""
     if cfg.torch_threads < 1:
         raise ConfigError(f"torch_threads must be >= 1, got {cfg.torch_threads}")
     if cfg.num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1, got {cfg.num_envs}")
-    if cfg.max_epochs < 1 and cfg.max_epochs != -1:
-        raise ConfigError(f"max_epochs must be >= 1 (or -1 for no limit), got {cfg.max_epochs}")
+    for key, value in (("task.max_epochs", cfg.task.max_epochs), ("motion.max_epochs", cfg.motion.max_epochs),
+                       ("max_epochs", cfg.max_epochs)):
+        if value is not None and value < 1 and not (key == "max_epochs" and value == -1):
+            raise ConfigError(f"{key} must be >= 1{' (or -1 for no limit)' if key == 'max_epochs' else ''}, "
+                              f"got {value}")
     t = cfg.train
     if t.horizon_length < 1 or t.mini_epochs < 1:
         raise ConfigError(f"train.horizon_length and train.mini_epochs must be >= 1, "
@@ -359,6 +397,10 @@ def validate(cfg: Config) -> None:
 
     if cfg.sim.backend not in available_backends():
         raise ConfigError(f"sim.backend must be one of {available_backends()}, got {cfg.sim.backend!r}")
+    try:
+        scene_skeleton(cfg.sim.scene)
+    except ValueError as exc:
+        raise ConfigError(f"sim.scene.hinge_order: {exc}") from None
     resolve_device(cfg.device)
     if cfg.multi_gpu:
         distributed_rank()   # raises with the fix when not launched by torchrun / without CUDA

@@ -34,8 +34,8 @@ from omegaconf import OmegaConf
 
 from .agent import SkillMimicAgent
 from .checkpoint import load_checkpoint
-from .config import (Config, ConfigError, distributed_rank, override_key, resolve_device, resolve_minibatch,
-                     resolve_motion_path, unknown_keys, validate)
+from .config import (Config, ConfigError, distributed_rank, override_key, resolve_device, resolve_max_epochs,
+                     resolve_minibatch, resolve_motion_path, unknown_keys, validate)
 from .registry import AGENT_NAME, ENV_NAME, MODEL_NAME, NETWORK_NAME, make_runner
 
 _LR_SCHEDULES = {"constant": "identity", "linear": "linear", "adaptive": "adaptive"}
@@ -130,7 +130,7 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
             "horizon_length": t.horizon_length,
             "minibatch_size": resolve_minibatch(t, cfg.num_envs),
             "mini_epochs": t.mini_epochs,
-            "max_epochs": cfg.max_epochs,
+            "max_epochs": resolve_max_epochs(cfg),
             "save_frequency": t.save_frequency,
             "keep_checkpoint_every": t.keep_checkpoint_every,
             "games_to_track": t.games_to_track,
@@ -146,6 +146,7 @@ def _write_run_config(cfg: Config, run_dir: Path, seed: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     conf = OmegaConf.structured(cfg)
     conf.seed = seed
+    conf.max_epochs = resolve_max_epochs(cfg)      # the budget this run was given, not "null"
     name = "config.yaml" if not (run_dir / "config.yaml").exists() else \
         f"config_resume_{datetime.now().strftime('%Y%m%d-%H%M%S')}.yaml"
     (run_dir / name).write_text(OmegaConf.to_yaml(conf))
@@ -344,7 +345,9 @@ def build_agent(cfg, overrides: Sequence[str] | None = None) -> tuple[SkillMimic
             params = hlc_params(cfg, params)
         print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
               f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
-              f"minibatch {params['config']['minibatch_size']})", flush=True)
+              f"minibatch {params['config']['minibatch_size']} x "
+              f"{cfg.train.horizon_length * cfg.num_envs // params['config']['minibatch_size']} per mini-epoch)",
+              flush=True)
 
         runner = make_runner()
         if cfg.task.hlc is not None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import mujoco
 import torch
 
-from ..assets.mjcf import SceneConfig, build_scene_xml
+from ..assets.mjcf import SceneConfig, build_scene_xml, scene_skeleton
 from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..kinematics import ForwardKinematics
 from ..rotations import quat_conj, quat_normalize, quat_rotate, yaw_quat
@@ -100,13 +100,13 @@ class Simulator(ABC):
         self.num_worlds = int(num_worlds)
         self.scene_cfg = scene or SceneConfig()
         self.device = torch.device(device)
-        self.skeleton = skeleton
-        self.xml = build_scene_xml(self.scene_cfg, skeleton)
+        self.skeleton = scene_skeleton(self.scene_cfg, skeleton)   # with the scene's hinge order
+        self.xml = build_scene_xml(self.scene_cfg, self.skeleton)
         self.model = mujoco.MjModel.from_xml_string(self.xml)
         self.layout = SceneLayout.from_model(self.model, skeleton)
         self.substeps = int(self.scene_cfg.physics.substeps)
         self.control_dt = float(self.scene_cfg.physics.control_dt)
-        self._fk = ForwardKinematics(skeleton)
+        self._fk = ForwardKinematics(self.skeleton)
         self.nonfinite = torch.zeros(self.num_worlds, dtype=torch.bool, device=self.device)
         self._nonfinite_total = torch.zeros((), dtype=torch.long, device=self.device)
         self._nonfinite_logged = 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -27,14 +27,18 @@ import mujoco
 import numpy as np
 import torch
 
-from ..assets.mjcf import SceneConfig
+from ..assets.mjcf import HoopConfig, SceneConfig
 from ..sim.base import SceneLayout
 from ..assets.skeleton import SKELETON_BALLPLAY
 from ..state import JointState
 from . import gl
-from .scene import ColourCues, FollowCamera, pose, qpos_from_state, scene_model
+from .scene import (
+    ColourCues, FollowCamera, hoop_pose_for_clip, place_hoop, pose, qpos_from_state, scene_model, side_azimuth,
+    subject_points,
+)
 
 DEFAULT_SIZE = (640, 480)
+HOOP_FRAMING_RANGE = 3.0       # m: the camera keeps the rim in frame once the humanoid is this close
 QUALITIES = ("auto", "fast", "high")
 
 
@@ -152,15 +156,24 @@ class Mp4Writer:
 def render_frames(frames: Iterable[RenderFrame], out: str | Path, total: int | None = None,
                   scene: SceneConfig | None = None, width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1],
                   fps: float = 60.0, camera: FollowCamera | None = None, progress: bool = True,
-                  desc: str = "render", quality: str = "auto") -> RenderStats:
-    """Draw every :class:`RenderFrame` with the follow camera and colour cues into ``out`` (MP4)."""
+                  desc: str = "render", quality: str = "auto", hoop: tuple | None = None) -> RenderStats:
+    """Draw every :class:`RenderFrame` with the framing camera and colour cues into ``out``
+    (MP4). ``hoop``: (rim xy, yaw) of a regulation hoop to draw (see :func:`hoop_pose_for_clip`)."""
     from tqdm import tqdm
 
+    if hoop is not None and (scene is None or scene.hoop is None):
+        scene = replace(scene or SceneConfig(), hoop=HoopConfig())
     model = scene_model(scene, width, height)
     layout = SceneLayout.from_model(model, SKELETON_BALLPLAY)
     data = mujoco.MjData(model)
     cues = ColourCues(model)
     camera = camera or FollowCamera()
+    camera.aspect, camera.fovy = width / height, float(model.vis.global_.fovy)
+    camera.reset()
+    if hoop is not None:
+        hoop_points = place_hoop(model, data, *hoop)
+    elif model.nmocap:                     # a scene with a hoop but none asked for: out of sight
+        data.mocap_pos[:] = [0.0, 0.0, -100.0]
     t0 = time.perf_counter()
     with OffscreenRenderer(model, width, height, quality) as renderer:
         writer = Mp4Writer(out, width, height, fps)
@@ -169,7 +182,11 @@ def render_frames(frames: Iterable[RenderFrame], out: str | Path, total: int | N
                               dynamic_ncols=True, leave=False):
                 pose(model, data, qpos_from_state(layout, frame.state)[0])
                 cues.apply(frame.ball_contact, frame.state.root_ang_vel[0].cpu().numpy())
-                camera.place(renderer.camera, data.qpos[layout.root_q][:3])
+                points = subject_points(model, data)
+                root = data.qpos[layout.root_q][:3]
+                if hoop is not None and np.linalg.norm(hoop_points[0, :2] - root[:2]) < HOOP_FRAMING_RANGE:
+                    points = np.concatenate([points, hoop_points])     # near the hoop: keep rim and board in view
+                camera.update(renderer.camera, points)
                 writer.write(renderer.render(data, frame.text))
         finally:
             writer.close()
@@ -218,13 +235,24 @@ def rollout_frames(env, policy: Callable[[torch.Tensor], torch.Tensor], steps: i
 
 
 def render_clip(motion_path, out: str | Path, clip: int = 0, start: int = 0, frames: int | None = None,
-                **kw) -> RenderStats:
-    """MP4 of a dataset clip (file or folder; ``clip`` indexes the library's sorted clips)."""
+                hoop: bool = False, **kw) -> RenderStats:
+    """MP4 of a dataset clip (file or folder; ``clip`` indexes the library's sorted clips),
+    seen from the side of its travel; ``hoop``: draw a regulation hoop over the ball's peak."""
     from ..motion import MotionLibrary
 
     motion = MotionLibrary(motion_path)
     items = clip_frames(motion, clip, start, frames)
-    return render_frames(items, out, total=len(items), desc=f"render {Path(motion.files[clip]).name}", **kw)
+    ref = motion.clip_frames(clip)
+    root, ball = ref.state.root_pos.numpy(), ref.state.ball_pos.numpy()
+    if "camera" not in kw:
+        kw["camera"] = FollowCamera(azimuth=side_azimuth(root[:, :2]))
+    return render_frames(items, out, total=len(items), desc=f"render {Path(motion.files[clip]).name}",
+                         hoop=hoop_pose_for_clip(root, ball) if hoop else None, **kw)
+
+
+def default_out(name: str) -> Path:
+    """``outputs/videos/<name>.mp4`` under the working directory (``outputs/`` is git-ignored)."""
+    return Path("outputs") / "videos" / f"{name}.mp4"
 
 
 def render_policy(env, policy, out: str | Path, steps: int, env_id: int = 0, contact: str = "sim",
@@ -240,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="mode", required=True)
 
     def common(sp):
-        sp.add_argument("--out", required=True, help="output .mp4")
+        sp.add_argument("--out", default=None, help="output .mp4 (default: outputs/videos/<name>.mp4, git-ignored)")
         sp.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
         sp.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
         sp.add_argument("--fps", type=float, default=60.0, help="video frame rate (data and control run at 60 Hz)")
@@ -253,6 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--clip", type=int, default=0, help="index of the clip in the (sorted) folder")
     c.add_argument("--start", type=int, default=0)
     c.add_argument("--frames", type=int, default=None, help="at most this many frames (default: to the end)")
+    c.add_argument("--hoop", action="store_true", help="draw a regulation hoop over the ball's highest point "
+                                                     "(a layup or shot clip has none)")
     common(c)
 
     q = sub.add_parser("policy", help="rollout of a trained policy")
@@ -274,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
               quality=args.quality)
     try:
         if args.mode == "clip":
-            stats = render_clip(args.path, args.out, clip=args.clip, start=args.start, frames=args.frames, **kw)
+            out = args.out or default_out(Path(args.path).stem + (f"_{args.clip}" if args.clip else ""))
+            stats = render_clip(args.path, out, clip=args.clip, start=args.start, frames=args.frames,
+                                hoop=args.hoop, **kw)
         else:
             from ..eval.policy import load_policy, make_eval_env
 
@@ -290,10 +322,14 @@ def main(argv: list[str] | None = None) -> int:
                 if args.skill is not None:
                     env.set_skill(args.skill)
                 env.obs = env.compute_obs()
-                stats = render_policy(env, policy, args.out, args.steps, contact=args.contact,
+                out = args.out or default_out(Path(args.checkpoint).stem + "_policy")
+                stats = render_policy(env, policy, out, args.steps, contact=args.contact,
                                       scene=env.sim.scene_cfg, **kw)
             finally:
                 env.close()
+    except KeyboardInterrupt:            # Ctrl-C: the partial MP4 is closed (playable), no traceback
+        print("\n[skillmimic render] interrupted", file=sys.stderr, flush=True)
+        return 130
     except gl.GLUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

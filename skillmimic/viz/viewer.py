@@ -32,7 +32,7 @@ from ..assets.skeleton import SKELETON_BALLPLAY
 from ..sim.base import SceneLayout
 from ..state import JointState
 from .keymap import KeyHandler, KeyMap
-from .scene import ColourCues, FollowCamera, pose, qpos_from_state, scene_model
+from .scene import ColourCues, FollowCamera, pose, qpos_from_state, scene_model, subject_points
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VIEWER_CONFIG = REPO_ROOT / "cfg" / "viewer.yaml"
@@ -165,7 +165,7 @@ def run_viewer(player, keymap: KeyMap | None = None, camera: FollowCamera | None
                 cues.apply(frame.ball_contact, frame.state.root_ang_vel[0].cpu().numpy())
                 root = data.qpos[layout.root_q][:3]
                 if first:
-                    camera.place(viewer.cam, root)
+                    camera.update(viewer.cam, subject_points(model, data))     # framed once, then the user's
                     first = False
                 else:
                     camera.follow(viewer.cam, root)
@@ -200,20 +200,24 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the interactive viewer needs a display (DISPLAY is not set); for headless machines "
               "render a video instead: python -m skillmimic.viz.render", file=sys.stderr)
         return 3
-    if args.mode == "dataset":
-        from ..motion import MotionLibrary
-
-        run_viewer(DatasetPlayer(MotionLibrary(args.path), args.clip), keymap, fps=args.fps)
-        return 0
-    from ..eval.policy import load_policy, make_eval_env
-
-    policy = load_policy(args.checkpoint, device=args.device)
-    env = make_eval_env(policy.run_config, args.num_envs, motion_path=args.motion, device=args.device)
     try:
-        run_viewer(PolicyPlayer(env, policy, start_frame=args.start_frame), keymap, fps=args.fps,
-                   scene=env.sim.scene_cfg)
-    finally:
-        env.close()
+        if args.mode == "dataset":
+            from ..motion import MotionLibrary
+
+            run_viewer(DatasetPlayer(MotionLibrary(args.path), args.clip), keymap, fps=args.fps)
+            return 0
+        from ..eval.policy import load_policy, make_eval_env
+
+        policy = load_policy(args.checkpoint, device=args.device)
+        env = make_eval_env(policy.run_config, args.num_envs, motion_path=args.motion, device=args.device)
+        try:
+            run_viewer(PolicyPlayer(env, policy, start_frame=args.start_frame), keymap, fps=args.fps,
+                       scene=env.sim.scene_cfg)
+        finally:
+            env.close()
+    except KeyboardInterrupt:            # Ctrl-C in the terminal: close the window, no traceback
+        print("\n[skillmimic viewer] interrupted", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 
