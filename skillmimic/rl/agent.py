@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import time
 from collections import deque
 from pathlib import Path
 
@@ -36,7 +37,9 @@ import torch
 import torch.distributed as dist
 from rl_games.algos_torch import a2c_continuous, torch_ext
 from rl_games.common import common_losses, datasets
+from rl_games.common.a2c_common import swap_and_flatten01
 
+from ..profiling import StageTimer
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 
 AGENT_NAME = "skillmimic"
@@ -88,8 +91,10 @@ class RunManagement:
         self.run_config = self.config.get("run_config")     # resolved YAML of the run, kept in checkpoints
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_steps = 0
-        self._nonfinite_resets = 0
+        self._nonfinite_resets = 0           # int, or the env's device counter (read when logging)
         self._stop_signal: int | None = None
+        # opt-in stage timers (benchmarks/gpu_suite.py): self.timer.enabled = True
+        self.timer = StageTimer(self.ppo_device)
         # per-epoch summaries of this process (benchmarks, tests); bounded for 50k-epoch runs
         self.epoch_history: deque[dict] = deque(maxlen=20000)
 
@@ -111,12 +116,77 @@ class RunManagement:
                 self._term_sums[k] = self._term_sums[k] + m if k in self._term_sums else m
             self._term_steps += 1
         if "nonfinite_resets" in infos:
-            self._nonfinite_resets = int(infos["nonfinite_resets"])
+            self._nonfinite_resets = infos["nonfinite_resets"]    # read (synced) once per epoch
 
     def _pop_term_means(self) -> dict[str, float]:
         out = {k: (v / max(self._term_steps, 1)).item() for k, v in self._term_sums.items()}
         self._term_sums, self._term_steps = {}, 0
         return out
+
+    # ------------------------------------------------------------------ rollout
+    def play_steps(self):
+        """rl-games' rollout without per-step host syncs: it turned each step's done flags into
+        indices (``nonzero``) to update the episode statistics; here the finished episodes'
+        returns and lengths are kept on the device for the whole rollout and folded into the
+        statistics once, at its end (the same per-step updates, in the same order).
+
+        With ``self.timer.enabled`` the stages ``inference`` and ``env_step`` are timed."""
+        if self.use_action_masks:
+            return super().play_steps()
+        n_steps, timer = self.horizon_length, self.timer
+        done_buf = torch.zeros(n_steps, *self.dones.shape, dtype=torch.bool, device=self.ppo_device)
+        ends = {k: torch.zeros(n_steps, *v.shape, dtype=v.dtype, device=self.ppo_device) for k, v in
+                (("rewards", self.current_rewards), ("shaped_rewards", self.current_shaped_rewards),
+                 ("lengths", self.current_lengths))}
+        step_time = 0.0
+        for n in range(n_steps):
+            with timer.stage("inference"):
+                res_dict = self.get_action_values(self.obs)
+            self.experience_buffer.update_data("obses", n, self.obs["obs"])
+            self.experience_buffer.update_data("dones", n, self.dones)
+            for k in self.update_list:
+                self.experience_buffer.update_data(k, n, res_dict[k])
+            t0 = time.perf_counter()
+            with timer.stage("env_step"):
+                self.obs, rewards, self.dones, infos = self.env_step(res_dict["actions"])
+            step_time += time.perf_counter() - t0
+            shaped_rewards = self.rewards_shaper(rewards)
+            if self.value_bootstrap and "time_outs" in infos:
+                shaped_rewards.add_(self.gamma * res_dict["values"] * self.cast_obs(infos["time_outs"]).unsqueeze(1).float())
+            self.experience_buffer.update_data("rewards", n, shaped_rewards)
+            self.current_rewards.add_(rewards)
+            self.current_shaped_rewards.add_(shaped_rewards)
+            self.current_lengths.add_(1)
+            done_buf[n] = self.dones.bool()
+            ends["rewards"][n] = self.current_rewards
+            ends["shaped_rewards"][n] = self.current_shaped_rewards
+            ends["lengths"][n] = self.current_lengths
+            not_done = (1.0 - self.dones.float()).unsqueeze(1)
+            self.current_rewards.mul_(not_done)
+            self.current_shaped_rewards.mul_(not_done)
+            self.current_lengths.mul_(not_done.squeeze(1))
+        self._fold_episode_stats(done_buf, ends)
+
+        last_values = self.get_values(self.obs)
+        fdones = self.dones.float()
+        buf = self.experience_buffer.tensor_dict
+        mb_advs = self.discount_values(fdones, last_values, buf["dones"].float(), buf["values"], buf["rewards"])
+        batch_dict = self.experience_buffer.get_transformed_list(swap_and_flatten01, self.tensor_list)
+        batch_dict["returns"] = swap_and_flatten01(mb_advs + buf["values"])
+        batch_dict["played_frames"] = self.batch_size
+        batch_dict["step_time"] = step_time
+        return batch_dict
+
+    def _fold_episode_stats(self, done_buf: torch.Tensor, ends: dict[str, torch.Tensor]) -> None:
+        """One device-to-host copy per rollout, then rl-games' per-step meter updates."""
+        done_host = done_buf.cpu().numpy()
+        meters = self._episode_meters()
+        for n in range(done_host.shape[0]):
+            idx = np.flatnonzero(done_host[n])[::self.num_agents, None]     # (k, 1) like rl-games'
+            if len(idx):
+                idx = torch.as_tensor(idx, device=self.ppo_device)
+                for name, meter in meters.items():
+                    meter.update(ends[name][n][idx])
 
     # ------------------------------------------------------------------ training loop
     def train(self):
@@ -184,6 +254,7 @@ class RunManagement:
         terms = self._pop_term_means()
         for k, v in terms.items():
             w.add_scalar(f"reward_terms/{k}", v, frame)
+        self._nonfinite_resets = int(self._nonfinite_resets)
         w.add_scalar("env/nonfinite_resets", self._nonfinite_resets, frame)
 
         line = [f"epoch {epoch_num}" + (f"/{self.max_epochs}" if self.max_epochs != -1 else ""),

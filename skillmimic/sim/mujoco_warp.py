@@ -267,6 +267,14 @@ class MujocoWarpSimulator(Simulator):
         self._sens_t[ids] = 0.0
         self._bad_t[ids] = 0
 
+    def _write_qpos_qvel_where(self, mask, qpos, qvel):
+        rows = mask[:, None]
+        self._qpos.copy_(torch.where(rows, qpos.to(self._qpos.dtype), self._qpos))
+        self._qvel.copy_(torch.where(rows, qvel.to(self._qvel.dtype), self._qvel))
+        self._warm.masked_fill_(rows, 0.0)
+        self._sens_t.masked_fill_(rows, 0.0)
+        self._bad_t.masked_fill_(mask, 0)
+
     def _write_ctrl(self, ctrl):
         self._ctrl.copy_(ctrl)
 
