@@ -84,6 +84,27 @@ def test_env_steps_with_mask_resets_never_sync():
     env.close()
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@needs_motion
+def test_env_steps_on_cuda_never_sync():
+    cfg = SkillEnvConfig(num_envs=64, episode_length=5, seed=0)
+    env = make_skill_env(cfg, MOTION, sim_backend="mjwarp", device="cuda")
+    assert env.masked_resets
+    env.reset()
+    actions = torch.zeros(64, env.num_actions, device="cuda")
+    env.step(actions)                      # first step: kernel loading and graph capture
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(12):
+            env.step(actions)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert env.nonfinite_resets == 0
+    env.close()
+
+
 @needs_motion
 def test_mask_resets_start_new_episodes_from_the_reference():
     cfg = SkillEnvConfig(num_envs=4, episode_length=30, seed=1, masked_resets=True)

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -83,7 +85,26 @@ class RunManagement:
     algo_name = AGENT_NAME
 
     def __init__(self, base_name: str, params: dict):
+        ranks = None
+        if params["config"].get("multi_gpu"):
+            # rl-games' own multi_gpu setup starts an NCCL group and moves to cuda:<rank>; the
+            # group exists already (skillmimic.rl.distributed, gloo or NCCL) and the device is
+            # set, so rl-games is built as a single process and given the ranks afterwards.
+            ranks = (int(os.environ["LOCAL_RANK"]), dist.get_rank(), dist.get_world_size())
+            params, scratch = self._single_process_params(params, ranks[1])
         super().__init__(base_name, params)
+        self._rank_seed = int(params.get("seed", 0))
+        if ranks is not None:
+            self.multi_gpu = True
+            self.local_rank, self.global_rank, self.world_size = ranks
+            if scratch is not None:   # rl-games opened a tensorboard writer there: ranks > 0 log nothing
+                self.writer.close()
+                self.writer = None
+                shutil.rmtree(scratch, ignore_errors=True)
+                self.train_dir = params["config"]["run_train_dir"]
+                self.experiment_dir = os.path.join(self.train_dir, self.experiment_name)
+                self.nn_dir = os.path.join(self.experiment_dir, "nn")
+                self.summaries_dir = os.path.join(self.experiment_dir, "summaries")
         if self.is_rnn:
             raise ValueError(f"the {self.algo_name} agent does not support recurrent networks")
         self.checkpoint_name = self.config["name"]
@@ -97,6 +118,18 @@ class RunManagement:
         self.timer = StageTimer(self.ppo_device)
         # per-epoch summaries of this process (benchmarks, tests); bounded for 50k-epoch runs
         self.epoch_history: deque[dict] = deque(maxlen=20000)
+
+    @staticmethod
+    def _single_process_params(params: dict, rank: int) -> tuple[dict, str | None]:
+        """rl-games parameters for one rank of a multi-process run (see ``__init__``): rank 0 as
+        usual; the others print nothing, take rank 0's learning rate (broadcast in
+        ``update_lr``) and have rl-games' constructor create its folders in a scratch folder."""
+        config = dict(params["config"], multi_gpu=False)
+        scratch = None
+        if rank != 0:
+            scratch = tempfile.mkdtemp(prefix=f"skillmimic_rank{rank}_")
+            config.update(print_stats=False, lr_schedule=None, run_train_dir=config["train_dir"], train_dir=scratch)
+        return dict(params, config=config), scratch
 
     # ------------------------------------------------------------------ rollout statistics
     def env_step(self, actions):
@@ -202,9 +235,8 @@ class RunManagement:
         total_time = 0.0
         epoch_num = self.epoch_num
         if self.multi_gpu:
-            # rl-games multi_gpu (under torchrun): every rank starts from rank 0's weights;
+            # several processes (under torchrun): every rank starts from rank 0's weights;
             # gradients are all-reduced inside rl-games' optimiser step.
-            torch.cuda.set_device(self.local_rank)
             weights = [self.model.state_dict()]
             dist.broadcast_object_list(weights, 0)
             self.model.load_state_dict(weights[0])
@@ -215,6 +247,8 @@ class RunManagement:
                 (step_time, play_time, update_time, sum_time, a_losses, c_losses, b_losses, entropies, kls,
                  last_lr, lr_mul) = self.train_epoch()
                 self.dataset.update_values_dict(None)
+                if self.multi_gpu:
+                    self._merge_running_stats()
                 total_time += sum_time
                 curr_frames = self.curr_frames * self.world_size
                 self.frame += curr_frames
@@ -239,7 +273,8 @@ class RunManagement:
                     break
         finally:
             self._restore_signal_handlers(old_handlers)
-            self.writer.flush()
+            if self.writer is not None:
+                self.writer.flush()
         return self.last_mean_rewards, epoch_num
 
     def _log_epoch(self, epoch_num, curr_frames, step_time, play_time, update_time, sum_time, total_time,
@@ -284,6 +319,26 @@ class RunManagement:
         if self.print_stats:
             print("  ".join(line), flush=True)
 
+    def _merge_running_stats(self) -> None:
+        """Give every rank the same observation/value normalisers (once per epoch).
+
+        rl-games averages gradients across ranks but leaves each rank's running mean/std to
+        its own rollouts, so the ranks' policies would drift apart. The merged statistics are
+        those of the pooled samples with each rank weighted equally (ranks see equally many)."""
+        world = float(self.world_size)
+        buffers = dict(self.model.named_buffers())     # rl-games scripts its normalisers (torch.jit)
+        for name, run_mean in buffers.items():
+            if not name.endswith("running_mean"):
+                continue
+            run_var = buffers[name[:-len("mean")] + "var"]
+            mean = run_mean.clone()
+            dist.all_reduce(mean)
+            mean /= world
+            var = run_var + (run_mean - mean) ** 2
+            dist.all_reduce(var)
+            run_mean.copy_(mean)
+            run_var.copy_(var / world)
+
     # ------------------------------------------------------------------ signals
     def _install_signal_handlers(self):
         """SIGINT/SIGTERM finish the current epoch, write a checkpoint and stop (a second one aborts)."""
@@ -327,7 +382,20 @@ class RunManagement:
         return state
 
     def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
+        if self.global_rank != 0:
+            # The checkpoint holds rank 0's RNG and episode-sampler states; other ranks draw
+            # their own (seeded by rank and epoch) so that they do not replay rank 0's episodes.
+            weights = dict(weights, rng=None, env_state={k: v for k, v in (weights.get("env_state") or {}).items()
+                                                         if k != "generator"})
         super().set_full_state_weights(weights, set_epoch=set_epoch)
+        if self.global_rank != 0:
+            seed = self._rank_seed + 1_000_003 * self.epoch_num
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+            generator = getattr(getattr(self.vec_env, "env", None), "generator", None)
+            if generator is not None:
+                generator.manual_seed(seed)
         if "last_lr" in weights:
             self.last_lr = float(weights["last_lr"])
             self.update_lr(self.last_lr)
@@ -356,7 +424,8 @@ class RunManagement:
         if path.suffix != ".pth":
             path = path.with_name(path.name + ".pth")
         atomic_save(self.get_full_state_weights(), path)
-        self.writer.flush()              # the logs of every epoch a checkpoint covers are on disk too
+        if self.writer is not None:
+            self.writer.flush()              # the logs of every epoch a checkpoint covers are on disk too
         return path
 
     def restore(self, fn, set_epoch: bool = True) -> None:

@@ -175,10 +175,10 @@ class Config:
     llc_checkpoint: Optional[str] = None # HLC tasks: the frozen skill policy (a skill training checkpoint)
     headless: bool = True                # training never opens a viewer; kept for the play/viewer tools
     print_stats: bool = True             # one console line per epoch
-    # Several GPUs: launch with torchrun (one process per GPU), e.g.
+    # Several processes: launch with torchrun (one process per GPU), e.g.
     #   torchrun --nproc_per_node=4 train.py multi_gpu=true device=cuda sim=mjwarp num_envs=4096
-    # Each rank simulates num_envs worlds on cuda:<LOCAL_RANK> with seed + RANK; rl-games
-    # all-reduces the gradients; rank 0 logs and writes checkpoints.
+    # Each rank simulates num_envs worlds on cuda:<LOCAL_RANK> (NCCL) or on the CPU (device=cpu,
+    # gloo) with seed + RANK; gradients are all-reduced; rank 0 logs and writes checkpoints.
     multi_gpu: bool = False
     # CPU threads for torch ops. 1 by default: MuJoCo steps the worlds on its own threads, and
     # torch's OpenMP pool spin-waits badly on a busy 2-core machine (5-8x slower measured).
@@ -247,16 +247,18 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def distributed_rank() -> tuple[int, int, int]:
-    """(LOCAL_RANK, RANK, WORLD_SIZE) of a ``multi_gpu=true`` run, checked."""
+def distributed_rank(device: str = "cuda") -> tuple[int, int, int]:
+    """(LOCAL_RANK, RANK, WORLD_SIZE) of a ``multi_gpu=true`` run, checked: a torchrun launch,
+    and on CUDA one device per local rank (on the CPU the ranks share the cores, gloo backend)."""
     missing = [k for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE") if k not in os.environ]
     if missing:
         raise ConfigError(f"multi_gpu=true needs a torchrun launch (missing {', '.join(missing)}): "
                           f"torchrun --nproc_per_node=<gpus> train.py multi_gpu=true device=cuda ...")
     local, rank, world = (int(os.environ[k]) for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE"))
-    if not torch.cuda.is_available() or local >= torch.cuda.device_count():
+    if torch.device(device).type == "cuda" and (not torch.cuda.is_available() or local >= torch.cuda.device_count()):
         raise ConfigError(f"multi_gpu=true: LOCAL_RANK {local} needs CUDA device cuda:{local}, "
-                          f"found {torch.cuda.device_count() if torch.cuda.is_available() else 0}")
+                          f"found {torch.cuda.device_count() if torch.cuda.is_available() else 0} "
+                          f"(device=cpu runs the ranks on the CPU)")
     return local, rank, world
 
 
@@ -338,7 +340,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"sim.scene.hinge_order: {exc}") from None
     resolve_device(cfg.device)
     if cfg.multi_gpu:
-        distributed_rank()   # raises with the fix when not launched by torchrun / without CUDA
+        distributed_rank(cfg.device)   # raises with the fix when not launched by torchrun / without CUDA
     resolve_minibatch(t, cfg.num_envs)
     resolve_motion_path(cfg.motion)
     if cfg.task.hlc is not None:

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from .agent import SkillMimicAgent
 from .config import (Config, ConfigError, distributed_rank, resolve_device, resolve_max_epochs, resolve_minibatch,
                      resolve_motion_path, unknown_keys, validate)
+from .distributed import broadcast_object, init_distributed
 from .registry import AGENT_NAME, ENV_NAME, MODEL_NAME, NETWORK_NAME, make_runner
 
 _LR_SCHEDULES = {"constant": "identity", "linear": "linear", "adaptive": "adaptive"}
@@ -64,9 +65,10 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
     """The rl-games parameter dict for ``cfg`` (the only place raw dicts appear: rl-games' API)."""
     t = cfg.train
     device = str(resolve_device(cfg.device))
-    if cfg.multi_gpu:   # one process per GPU: this rank's device, and its own env randomness
-        local_rank, rank, _ = distributed_rank()
-        device = f"cuda:{local_rank}"
+    if cfg.multi_gpu:   # one process per GPU (or CPU rank): this rank's device, its own env randomness
+        local_rank, rank, _ = distributed_rank(device)
+        if torch.device(device).type == "cuda":
+            device = f"cuda:{local_rank}"
         seed = seed + rank
     env_config = {
         "env_cfg": cfg.task.env_config(cfg.num_envs, seed),
@@ -156,18 +158,28 @@ def build_agent(cfg) -> tuple[SkillMimicAgent, Path, int]:
     validate(cfg)
     if cfg.resume and not Path(cfg.resume).expanduser().exists():
         raise ConfigError(f"resume={cfg.resume!r}: checkpoint file does not exist")
-    run_dir = pick_run_dir(cfg)
-    seed = seed_everything(cfg.seed)
+    lead = True
+    if cfg.multi_gpu:     # the process group first: rank 0 picks the run folder and the seed for all
+        _, rank, _ = init_distributed(cfg.device)
+        lead = rank == 0
+        run_dir, base_seed = broadcast_object((pick_run_dir(cfg), seed_everything(cfg.seed)) if lead else None)
+        seed_everything(base_seed + rank)      # own action noise per rank; weights come from rank 0
+        seed = base_seed
+    else:
+        run_dir = pick_run_dir(cfg)
+        seed = seed_everything(cfg.seed)
     params = rl_games_params(cfg, run_dir, seed)
     if cfg.task.hlc is not None:                   # high-level controller: discrete PPO (skillmimic.rl.hlc)
         from .hlc import hlc_params
 
         params = hlc_params(cfg, params)
-    _write_run_config(cfg, run_dir, seed)
-    print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
-          f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
-          f"minibatch {params['config']['minibatch_size']} x "
-          f"{cfg.train.horizon_length * cfg.num_envs // params['config']['minibatch_size']} per mini-epoch)", flush=True)
+    if lead:
+        _write_run_config(cfg, run_dir, seed)
+        print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
+              f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
+              f"minibatch {params['config']['minibatch_size']} x "
+              f"{cfg.train.horizon_length * cfg.num_envs // params['config']['minibatch_size']} per mini-epoch)",
+              flush=True)
 
     runner = make_runner()
     if cfg.task.hlc is not None:
@@ -189,7 +201,8 @@ def build_agent(cfg) -> tuple[SkillMimicAgent, Path, int]:
 
 
 def close_agent(agent: SkillMimicAgent) -> None:
-    agent.writer.close()
+    if agent.writer is not None:                   # ranks other than 0 have none
+        agent.writer.close()
     if agent.vec_env is not None:
         agent.vec_env.close()
 
@@ -200,8 +213,9 @@ def train(cfg) -> TrainResult:
     try:
         t0 = time.perf_counter()
         agent.train()
-        print(f"[skillmimic] done: epoch {agent.epoch_num}, frame {agent.frame}, "
-              f"{time.perf_counter() - t0:.1f} s; checkpoint {agent.checkpoint_path()}", flush=True)
+        if agent.global_rank == 0:
+            print(f"[skillmimic] done: epoch {agent.epoch_num}, frame {agent.frame}, "
+                  f"{time.perf_counter() - t0:.1f} s; checkpoint {agent.checkpoint_path()}", flush=True)
     finally:
         close_agent(agent)
     return TrainResult(run_dir=run_dir, checkpoint=agent.checkpoint_path(), epoch=agent.epoch_num,
