@@ -146,7 +146,7 @@ def fk_costs(device: str, n: int, torch) -> dict:
             "body_pos_max_gap_m": pos_gap, "faster": "torch_fk" if torch_ms <= warp_ms else "warp_kinematics"}
 
 
-def _compose(overrides: list[str]):
+def compose_train(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
     from skillmimic.rl.config import CONFIG_DIR, register_configs
@@ -233,7 +233,7 @@ def stage_train_e2e(args, sizes, emit) -> None:
         try:
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()
-            agent, _, _ = build_agent(_compose(_train_overrides(args, sizes, n, f"e2e{n}")))
+            agent, _, _ = build_agent(compose_train(_train_overrides(args, sizes, n, f"e2e{n}")))
             env = agent.vec_env.env
             drv = EpochDriver(agent)
             row["warmup_s"] = sum(drv.epoch() for _ in range(sizes["warmup_epochs"]))
@@ -284,7 +284,7 @@ def stage_learning(args, sizes, emit) -> None:
     from skillmimic.rl.runner import build_agent, close_agent
 
     motion = layup_motion()
-    agent, run_dir, _ = build_agent(_compose(_train_overrides(args, sizes, sizes["learning_envs"], "learning")))
+    agent, run_dir, _ = build_agent(compose_train(_train_overrides(args, sizes, sizes["learning_envs"], "learning")))
     curve = []
     try:
         drv = EpochDriver(agent)

@@ -126,14 +126,19 @@ def _rollout_sync_calls(tmp_path: Path, horizon: int) -> int:
 
     cfg = compose(fast_overrides(tmp_path, f"nosync{horizon}", **{
         "sim": "mjwarp", "train.horizon_length": horizon, "train.minibatch_size": 4 * horizon,
-        "task.episode_length": 4}))
+        "task.episode_length": 4, "torch_update_threads": 2}))
     agent, _, _ = build_agent(cfg)
     agent.vec_env.env.masked_resets = True
     try:
         agent.init_tensors()
         agent.obs = agent.env_reset()
+        torch.set_num_threads(2)
         with torch.no_grad(), sync_guard(raise_on_call=False) as calls:
-            agent.play_steps()
+            batch = agent.play_steps()
+        assert torch.get_num_threads() == 1          # stepping: the simulator's threads have the cores
+        agent.prepare_dataset(batch)
+        assert torch.get_num_threads() == 2          # updating: torch_update_threads
+        torch.set_num_threads(1)
         return len(calls), int(agent.game_lengths.current_size)
     finally:
         close_agent(agent)

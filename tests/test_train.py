@@ -41,7 +41,7 @@ needs_motion = pytest.mark.skipif(MOTION is None, reason="neither the demo clips
 def fast_overrides(output_dir: Path, experiment: str, **extra) -> list[str]:
     ov = {"motion.path": str(MOTION), "num_envs": NUM_ENVS, "train.network.units": "[64,64]",
           "train.minibatch_size": MINIBATCH, "output_dir": str(output_dir), "experiment": experiment,
-          "print_stats": "false", **extra}
+          "print_stats": "false", "torch_update_threads": 1, **extra}
     return [f"{k}={v}" for k, v in ov.items()]
 
 

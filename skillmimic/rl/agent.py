@@ -94,6 +94,10 @@ class RunManagement:
             params, scratch = self._single_process_params(params, ranks[1])
         super().__init__(base_name, params)
         self._rank_seed = int(params.get("seed", 0))
+        # torch threads while stepping (the simulator's own threads need the cores) and while
+        # updating (the simulator is idle): see Config.torch_threads / torch_update_threads
+        self._rollout_threads = torch.get_num_threads()
+        self._update_threads = int(self.config.get("torch_update_threads") or self._rollout_threads)
         if ranks is not None:
             self.multi_gpu = True
             self.local_rank, self.global_rank, self.world_size = ranks
@@ -164,6 +168,7 @@ class RunManagement:
         statistics once, at its end (the same per-step updates, in the same order).
 
         With ``self.timer.enabled`` the stages ``inference`` and ``env_step`` are timed."""
+        torch.set_num_threads(self._rollout_threads)
         if self.use_action_masks:
             return super().play_steps()
         n_steps, timer = self.horizon_length, self.timer
@@ -209,6 +214,12 @@ class RunManagement:
         batch_dict["played_frames"] = self.batch_size
         batch_dict["step_time"] = step_time
         return batch_dict
+
+    def prepare_dataset(self, batch_dict):
+        """The PPO update starts here (rl-games' ``train_epoch``): the simulator's threads are
+        idle until the next rollout, so torch may use every core."""
+        torch.set_num_threads(self._update_threads)
+        return super().prepare_dataset(batch_dict)
 
     def _fold_episode_stats(self, done_buf: torch.Tensor, ends: dict[str, torch.Tensor]) -> None:
         """One device-to-host copy per rollout, then rl-games' per-step meter updates."""

@@ -183,6 +183,9 @@ class Config:
     # CPU threads for torch ops. 1 by default: MuJoCo steps the worlds on its own threads, and
     # torch's OpenMP pool spin-waits badly on a busy 2-core machine (5-8x slower measured).
     torch_threads: int = 1
+    # CPU threads for torch during the PPO update (0: one per core). The simulator's threads
+    # are idle then, so the update may use every core; stepping goes back to torch_threads.
+    torch_update_threads: int = 0
 
 
 def register_configs() -> None:
@@ -308,6 +311,8 @@ def validate(cfg: Config) -> None:
     """Checks that need more than types; each error names the knob to change."""
     if cfg.torch_threads < 1:
         raise ConfigError(f"torch_threads must be >= 1, got {cfg.torch_threads}")
+    if cfg.torch_update_threads < 0:
+        raise ConfigError(f"torch_update_threads must be >= 0 (0: one per core), got {cfg.torch_update_threads}")
     if cfg.num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1, got {cfg.num_envs}")
     for key, value in (("task.max_epochs", cfg.task.max_epochs), ("motion.max_epochs", cfg.motion.max_epochs),

@@ -9,6 +9,7 @@ rl-games' :class:`~rl_games.torch_runner.Runner`, restore, train.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,11 @@ def seed_everything(seed: int) -> int:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return seed
+
+
+def _world_size(cfg: Config) -> int:
+    """Processes sharing this machine's cores (torchrun ranks, or 1)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1))) if cfg.multi_gpu else 1
 
 
 def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
@@ -125,6 +131,7 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
             "print_stats": cfg.print_stats,
             "clip_actions": True,
             "multi_gpu": cfg.multi_gpu,
+            "torch_update_threads": cfg.torch_update_threads or max(1, (os.cpu_count() or 1) // _world_size(cfg)),
             "run_config": OmegaConf.to_yaml(OmegaConf.structured(cfg)),
         },
     }
