@@ -9,8 +9,8 @@ out-of-memory or a hang is recorded for that stage and the next one runs):
 1. ``cuda_tests``  -- the tests marked ``cuda`` (``pytest -m cuda``; they skip without CUDA).
 2. ``physics``     -- MuJoCo Warp env-steps/s and peak memory at 1024 ... 16384 worlds
                       (``benchmarks/sim_scaling.py``'s measurement, one fresh process per point),
-                      and the cost of the torch forward kinematics next to that of having
-                      MuJoCo Warp recompute body poses/velocities for the stepped state.
+                      and the control step with body kinematics from the torch FK vs from
+                      MuJoCo Warp's own (``sim.body_kinematics``), side by side.
 3. ``train_e2e``   -- PPO (``train.py``'s agent and env) at 4096 and 8192 envs: env-steps/s over
                       a fixed number of epochs, then one profiled epoch split into physics,
                       env work (reference lookup, observations, reward, resets), policy
@@ -45,11 +45,12 @@ sys.path.insert(0, str(REPO))
 SHARED_MOTIONS = REPO.parent / "shared" / "data" / "motions"
 STAGES = ("cuda_tests", "physics", "train_e2e", "learning")
 # Seconds kept for each stage out of the budget (a stage may use what earlier ones left over).
-RESERVE_S = {"cuda_tests": 40, "physics": 140, "train_e2e": 120, "learning": 120}
+# The first stage that touches MuJoCo Warp on a fresh machine compiles its kernels (1-3 min).
+RESERVE_S = {"cuda_tests": 150, "physics": 100, "train_e2e": 90, "learning": 80}
 
-FULL = {"physics_worlds": [1024, 4096, 8192, 16384], "physics_steps": 100, "physics_warmup": 5,
+FULL = {"physics_worlds": [1024, 4096, 8192, 16384], "physics_steps": 50, "physics_warmup": 5,
         "fk_worlds": 4096, "e2e_envs": [4096, 8192], "e2e_epochs": 3, "warmup_epochs": 1,
-        "learning_envs": 4096, "learning_s": 75.0, "eval_envs": 64, "eval_steps": 150, "horizon": None}
+        "learning_envs": 4096, "learning_s": 40.0, "eval_envs": 64, "eval_steps": 150, "horizon": None}
 QUICK = {"physics_worlds": [4], "physics_steps": 2, "physics_warmup": 1,
          "fk_worlds": 4, "e2e_envs": [4], "e2e_epochs": 1, "warmup_epochs": 1,
          "learning_envs": 4, "learning_s": 0.0, "eval_envs": 2, "eval_steps": 4, "horizon": 4}
@@ -103,47 +104,37 @@ def stage_physics(args, sizes, emit) -> None:
 
 
 def fk_costs(device: str, n: int, torch) -> dict:
-    """Per control step: body kinematics recomputed in torch (what the simulator does) vs
-    MuJoCo Warp's own kinematics + com velocities brought up to date for the stepped state
-    (its ``Data.xpos``/``cvel`` describe the state before the last substep's integration)."""
-    import mujoco_warp as mjw
-    import warp as wp
-
+    """Body kinematics per control step both ways (``MujocoWarpSimulator(body_kinematics=...)``):
+    the torch FK on the stepped state, or MuJoCo Warp's own kinematics recomputed inside the
+    recorded step. Times the whole ``step()`` of each and their largest body-state gap."""
     from skillmimic.sim import make_simulator
     from sim_scaling import standing_state  # noqa: E402  (benchmarks/ is on sys.path)
 
-    sim = make_simulator("mjwarp", n, device=device)
-    sim.set_state(None, standing_state(n, device))
-    sim.step()
-    j = sim.state.joint
-    on_cuda = sim.device.type == "cuda"
-
-    def timed(fn, reps=20) -> float:
-        fn()
-        if on_cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        if on_cuda:
-            torch.cuda.synchronize()
-        return (time.perf_counter() - t0) / reps * 1000
-
-    torch_ms = timed(lambda: sim._fk(j.root_pos, j.root_quat, j.dof_pos, j.root_lin_vel, j.root_ang_vel, j.dof_vel))
-
-    def warp_kin():
-        with wp.ScopedDevice(sim._wdev):
-            mjw.kinematics(sim._m, sim._d)
-            mjw.com_pos(sim._m, sim._d)
-            mjw.com_vel(sim._m, sim._d)
-        return wp.to_torch(sim._d.xpos)[:, 1:].clone()
-
-    warp_ms = timed(warp_kin)
-    step_ms = timed(sim.step, reps=5)
-    pos_gap = float((warp_kin()[:, :sim.state.body_pos.shape[1]] - sim.state.body_pos).abs().max())
-    sim.close()
-    return {"worlds": n, "torch_fk_ms": torch_ms, "warp_kinematics_ms": warp_ms, "control_step_ms": step_ms,
-            "body_pos_max_gap_m": pos_gap, "faster": "torch_fk" if torch_ms <= warp_ms else "warp_kinematics"}
+    sims = {k: make_simulator("mjwarp", n, device=device, body_kinematics=k) for k in ("torch", "warp")}
+    targets = torch.zeros(n, 156, device=device)
+    on_cuda = torch.device(device).type == "cuda"
+    reps = 20 if on_cuda else 3
+    ms = {}
+    for name, sim in sims.items():
+        sim.set_state(None, standing_state(n, device))
+        sim.set_pd_targets(targets)
+        sim.step()                                   # kernels, graph capture
+    for _ in range(2):                               # interleaved, the second round counts
+        for name, sim in sims.items():
+            if on_cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                sim.step()
+            if on_cuda:
+                torch.cuda.synchronize()
+            ms[name] = (time.perf_counter() - t0) / reps * 1000
+    a, b = (sims[k].state for k in ("torch", "warp"))
+    gap = max(float((getattr(a, k) - getattr(b, k)).abs().max()) for k in ("body_pos", "body_lin_vel"))
+    for sim in sims.values():
+        sim.close()
+    return {"worlds": n, "step_ms_torch_fk": ms["torch"], "step_ms_warp_kinematics": ms["warp"],
+            "max_gap": gap, "faster": "torch" if ms["torch"] <= ms["warp"] else "warp"}
 
 
 def compose_train(overrides: list[str]):
@@ -366,10 +357,9 @@ def stage_lines(name: str, st: dict) -> list[str]:
                            f"{fmt(p.get('gpu_mb_per_world'), '.3f')} | {fmt(p['setup_s'], '.1f')} |")
         fk = r.get("fk")
         if fk:
-            out.append(f"body kinematics at {fk['worlds']} worlds, per control step: torch FK {fk['torch_fk_ms']:.2f} ms, "
-                       f"MuJoCo Warp kinematics+com_vel {fk['warp_kinematics_ms']:.2f} ms (control step "
-                       f"{fk['control_step_ms']:.2f} ms; max body-position gap {fk['body_pos_max_gap_m']:.1e} m); "
-                       f"faster: {fk['faster']}")
+            out.append(f"control step at {fk['worlds']} worlds with body kinematics from the torch FK "
+                       f"{fk['step_ms_torch_fk']:.2f} ms, from MuJoCo Warp {fk['step_ms_warp_kinematics']:.2f} ms "
+                       f"(max body gap {fk['max_gap']:.1e}); faster: sim.body_kinematics={fk['faster']}")
     elif name == "train_e2e" and r:
         out += ["| envs | env-steps/s | epochs | physics % | env work % | inference % | PPO update+rest % | "
                 "GPU MB/env | sync check |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]

@@ -25,7 +25,8 @@ def test_quick_suite_on_cpu_records_every_stage(tmp_path):
     assert stages["cuda_tests"]["result"]["skipped"] >= 1               # CUDA tests exist and skip on a CPU
     point = stages["physics"]["result"]["points"][0]
     assert point["worlds"] == 4 and point["env_steps_s"] > 0
-    assert stages["physics"]["result"]["fk"]["torch_fk_ms"] > 0
+    fk = stages["physics"]["result"]["fk"]
+    assert fk["step_ms_torch_fk"] > 0 and fk["step_ms_warp_kinematics"] > 0 and fk["max_gap"] < 1e-3
     row = stages["train_e2e"]["result"]["rows"][0]
     assert row["envs"] == 4 and row["env_steps_s"] > 0
     assert set(row["split_s"]) == {"physics", "env_work", "inference", "ppo_update_and_rest"}

@@ -137,10 +137,14 @@ class SimConfig:
 
     backend: str = "mujoco"              # mujoco (C, CPU threads) | mjwarp (MuJoCo Warp, CUDA)
     num_threads: int = 0                 # mujoco only: 0 = one per CPU core (capped at num_envs)
+    # mjwarp only: body poses/velocities from the torch FK ("torch") or MuJoCo Warp's own ("warp")
+    body_kinematics: str = "torch"
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def sim_kwargs(self) -> Dict[str, Any]:
-        return {"num_threads": self.num_threads} if self.backend == "mujoco" else {}
+        if self.backend == "mujoco":
+            return {"num_threads": self.num_threads}
+        return {"body_kinematics": self.body_kinematics} if self.backend == "mjwarp" else {}
 
 
 @dataclass
@@ -343,6 +347,8 @@ def validate(cfg: Config) -> None:
         scene_skeleton(cfg.sim.scene)
     except ValueError as exc:
         raise ConfigError(f"sim.scene.hinge_order: {exc}") from None
+    if cfg.sim.body_kinematics not in ("torch", "warp"):
+        raise ConfigError(f"sim.body_kinematics must be torch or warp, got {cfg.sim.body_kinematics!r}")
     resolve_device(cfg.device)
     if cfg.multi_gpu:
         distributed_rank(cfg.device)   # raises with the fix when not launched by torchrun / without CUDA

@@ -270,6 +270,14 @@ class Simulator(ABC):
         sens = torch.where(rows, torch.zeros_like(sens), sens)
         self.state = self._scene_state(qpos, qvel, sens)
 
+    def _body_kinematics(self, joint: JointState) -> tuple[torch.Tensor, ...]:
+        """(pos, rot, lin_vel, ang_vel) of every humanoid body: the shared torch forward
+        kinematics, so that every engine reports bodies identically. A backend that already
+        has them for the current state may return its own (same frames and conventions)."""
+        kin = self._fk(joint.root_pos, joint.root_quat, joint.dof_pos,
+                       joint.root_lin_vel, joint.root_ang_vel, joint.dof_vel)
+        return kin.pos, kin.rot, kin.lin_vel, kin.ang_vel
+
     def _scene_state(self, qpos: torch.Tensor, qvel: torch.Tensor, sens: torch.Tensor) -> SceneState:
         lay = self.layout
         qpos = qpos.to(torch.float32)
@@ -290,12 +298,11 @@ class Simulator(ABC):
             ball_lin_vel=bv[:, :3],
             ball_ang_vel=quat_rotate(ball_quat, bv[:, 3:]),
         )
-        kin = self._fk(joint.root_pos, joint.root_quat, joint.dof_pos,
-                       joint.root_lin_vel, joint.root_ang_vel, joint.dof_vel)
+        pos, rot, lin_vel, ang_vel = self._body_kinematics(joint)
         forces = sens[:, lay.contact_force].reshape(self.num_worlds, -1, 3)
         return SceneState(
             joint=joint,
-            body_pos=kin.pos, body_rot=kin.rot, body_lin_vel=kin.lin_vel, body_ang_vel=kin.ang_vel,
+            body_pos=pos, body_rot=rot, body_lin_vel=lin_vel, body_ang_vel=ang_vel,
             contact_forces=forces[:, :-1], ball_contact_force=forces[:, -1],
             ball_floor_contact=sens[:, lay.ball_floor] > 0,
         )
