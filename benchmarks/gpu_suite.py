@@ -42,6 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import skillmimic  # noqa: E402,F401  -- before torch: its OpenMP settings (docs/scaling.md) take effect
+
 SHARED_MOTIONS = REPO.parent / "shared" / "data" / "motions"
 STAGES = ("cuda_tests", "physics", "train_e2e", "learning")
 # Seconds kept for each stage out of the budget (a stage may use what earlier ones left over).
