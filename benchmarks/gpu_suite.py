@@ -18,7 +18,8 @@ out-of-memory or a hang is recorded for that stage and the next one runs):
                       of the env step under ``torch.cuda.set_sync_debug_mode("error")``.
 4. ``learning``    -- a fixed-time training run on BallPlay-M layup (reward per step against
                       time and frames), then a short evaluation of its checkpoint (success rate
-                      and E_b, through ``skillmimic.eval.app.evaluate_checkpoint``).
+                      and E_b, through ``skillmimic.eval.app.evaluate_checkpoint``; 301 steps cover
+                      the layup criterion's window -- ``--quick``'s 4 steps score E_b only).
 
 ``DIR/gpu_suite.json`` and ``DIR/gpu_suite.md`` are rewritten after every stage, and each stage
 prints its figures as soon as it ends, so a run cut off early keeps what it measured. On the
@@ -52,7 +53,7 @@ RESERVE_S = {"cuda_tests": 150, "physics": 100, "train_e2e": 90, "learning": 80}
 
 FULL = {"physics_worlds": [1024, 4096, 8192, 16384], "physics_steps": 50, "physics_warmup": 5,
         "fk_worlds": 4096, "e2e_envs": [4096, 8192], "e2e_epochs": 3, "warmup_epochs": 1,
-        "learning_envs": 4096, "learning_s": 40.0, "eval_envs": 64, "eval_steps": 150, "horizon": None}
+        "learning_envs": 4096, "learning_s": 40.0, "eval_envs": 64, "eval_steps": 301, "horizon": None}
 QUICK = {"physics_worlds": [4], "physics_steps": 2, "physics_warmup": 1,
          "fk_worlds": 4, "e2e_envs": [4], "e2e_epochs": 1, "warmup_epochs": 1,
          "learning_envs": 4, "learning_s": 0.0, "eval_envs": 2, "eval_steps": 4, "horizon": 4}

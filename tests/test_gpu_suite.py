@@ -33,7 +33,8 @@ def test_quick_suite_on_cpu_records_every_stage(tmp_path):
     assert all(v > 0 for v in row["split_s"].values())
     learning = stages["learning"]["result"]
     assert len(learning["curve"]) >= 2 and learning["curve"][-1]["frames"] > learning["curve"][0]["frames"]
-    assert 0.0 <= learning["eval"]["success_rate"] <= 1.0 and learning["eval"]["e_b_mm"] > 0
+    # 4 eval steps: too short for the layup criterion (no success rate), long enough for E_b
+    assert "success_rate" in learning["eval"] and learning["eval"]["e_b_mm"] > 0
     md = (tmp_path / "gpu_suite.md").read_text()
     assert "### train_e2e: ok" in md and "env-steps/s" in md
     assert "### physics: ok" in res.stdout                              # printed when the stage ended
