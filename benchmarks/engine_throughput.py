@@ -5,7 +5,9 @@ physics substeps per control step, from the same standing start with PD targets 
 "raw" calls ``Rollout.rollout`` on preallocated numpy buffers for one control step
 (``substeps`` physics steps) per call -- exactly the physics work of one engine step; the
 engine additionally moves state into torch, runs the NaN guard and the batched forward
-kinematics of all 53 bodies and averages contact sensors. A second raw figure rolls
+kinematics of all 53 bodies and averages contact sensors. The skill-env row adds what
+training pays per step on top: reference lookup, observations, reward and resets
+(``--motion``, default BallPlay-M layup); ``env / raw ratio`` compares it with raw rollout. A second raw figure rolls
 ``--horizon`` control steps in one call (no per-step Python at all) for reference.
 
     python benchmarks/engine_throughput.py --worlds 64
@@ -15,15 +17,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import mujoco
 import numpy as np
 import torch
 from mujoco import rollout
 
-from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator  # noqa: E402
 from skillmimic.state import JointState
+
+
+DEFAULT_MOTION = Path(__file__).resolve().parents[2] / "shared" / "data" / "motions" / "BallPlay-M" / "layup"
 
 
 def standing_state(n: int) -> JointState:
@@ -50,6 +59,25 @@ class EngineRunner:
         for _ in range(steps):
             self.sim.set_pd_targets(self.targets)
             self.sim.step()
+        return self.n * steps / (time.perf_counter() - t0)
+
+
+class EnvRunner:
+    """The full skill-env step (``SkillEnv.step``: simulator, reference lookup, observations,
+    reward, resets) on the same engine and thread count, fed zero actions."""
+
+    def __init__(self, n: int, threads: int, motion: Path):
+        from envs.skill import SkillEnvConfig, make_skill_env
+
+        self.n = n
+        self.env = make_skill_env(SkillEnvConfig(num_envs=n, seed=0), motion, num_threads=threads)
+        self.env.reset()
+        self.actions = torch.zeros(n, self.env.num_actions)
+
+    def run(self, steps: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.env.step(self.actions)
         return self.n * steps / (time.perf_counter() - t0)
 
 
@@ -87,11 +115,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported")
     parser.add_argument("--threads", type=int, default=0, help="0 = one per CPU core")
     parser.add_argument("--horizon", type=int, default=50, help="control steps per call for the long-horizon raw figure")
+    parser.add_argument("--motion", default=str(DEFAULT_MOTION), help="clips for the skill-env row")
     args = parser.parse_args()
     torch.set_num_threads(1)
     threads = args.threads or min(os.cpu_count() or 1, args.worlds)
     runners = {
         "skillmimic MujocoCPUSimulator": EngineRunner(args.worlds, threads),
+        "skillmimic SkillEnv.step": EnvRunner(args.worlds, threads, Path(args.motion)),
         "raw mujoco.rollout (1 step/call)": RawRunner(args.worlds, threads, 1),
         f"raw mujoco.rollout ({args.horizon} steps/call)": RawRunner(args.worlds, threads, args.horizon),
     }
@@ -109,8 +139,12 @@ def main() -> None:
     print(f"{'runner':<40}{'env-steps/s':>14}{'physics-steps/s':>18}")
     for name in names:
         print(f"{name:<40}{med[name]:>14.0f}{med[name] * sub:>18.0f}")
-    print(f"ratio engine / raw (1 step/call): {med[names[0]] / med[names[1]]:.3f}")
-    print(f"ratio engine / raw ({args.horizon} steps/call): {med[names[0]] / med[names[2]]:.3f}")
+    engine, env, raw, raw_long = (med[k] for k in names)
+    print(f"ratio engine / raw (1 step/call): {engine / raw:.3f}")
+    print(f"ratio engine / raw ({args.horizon} steps/call): {engine / raw_long:.3f}")
+    print(f"env / engine ratio: {env / engine:.3f}")
+    print(f"env / raw ratio: {env / raw:.3f}")
+    print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch
 from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary, ReferenceFrame
 from skillmimic.observations import NUM_SKILLS, scene_obs, skill_one_hot
+from skillmimic.profiling import StageTimer
 from skillmimic.rewards import RewardInputs, RewardWeights, interaction_reward
 from skillmimic.sim import Simulator, make_simulator
 from skillmimic.state import JointState
@@ -50,6 +51,11 @@ class SkillEnvConfig:
     # has no early termination (it starts on the floor). Read when the env is built.
     body_only_labels: tuple[int, ...] = (0, 10)
     no_termination_labels: tuple[int, ...] = (0,)
+    # Reset finished worlds by mask (no host sync; every step draws starts for all worlds and
+    # keeps those of the finished ones) or by ids (``done.nonzero()``: the host waits for the
+    # device, but only finished worlds are redrawn). None: masks on CUDA, ids on the CPU, where
+    # reading the mask costs nothing. The V2 hook always resets by ids.
+    masked_resets: bool | None = None
 
 
 class SkillEnv:
@@ -86,7 +92,9 @@ class SkillEnv:
         clip_labels = motion.clip_labels.to(dev)
         self._clip_body_only = self._labels_in(clip_labels, cfg.body_only_labels)
         self._clip_no_termination = self._labels_in(clip_labels, cfg.no_termination_labels)
-        self.nonfinite_resets = 0
+        self._nonfinite_resets = torch.zeros((), dtype=torch.long, device=dev)   # on the device: no sync
+        self.masked_resets = (self.device.type == "cuda") if cfg.masked_resets is None else bool(cfg.masked_resets)
+        self.timer = StageTimer(dev)     # opt-in: env.timer.enabled = True times the physics stage
         self.augment = augment
         if augment is not None:
             augment.attach(self)
@@ -96,6 +104,15 @@ class SkillEnv:
     @property
     def num_obs(self) -> int:
         return 823 + 15 + self.num_skills + (self.augment.num_extra_obs if self.augment is not None else 0)
+
+    @property
+    def nonfinite_resets(self) -> int:
+        """Worlds reset so far because they went non-finite (reading it syncs on CUDA)."""
+        return int(self._nonfinite_resets)
+
+    @nonfinite_resets.setter
+    def nonfinite_resets(self, value: int) -> None:
+        self._nonfinite_resets.fill_(int(value))
 
     # ------------------------------------------------------------------ API
     def reset(self) -> torch.Tensor:
@@ -115,7 +132,8 @@ class SkillEnv:
         actions = actions.to(self.device).clamp(-1.0, 1.0)
         self.prev_dof_vel = self.sim.state.joint.dof_vel.clone()
         self.sim.set_pd_targets(self.cfg.action_scale * actions)
-        state = self.sim.step()
+        with self.timer.stage("physics"):
+            state = self.sim.step()
         self.progress += 1
         ref = self.reference()
         terms = self.compute_reward(state, ref)
@@ -133,11 +151,14 @@ class SkillEnv:
                 "nonfinite": nonfinite, "progress": self.progress.clone()}
         if self.augment is not None:
             reward = self.augment.on_step(self, reward, done, ref, info)
-        done_ids = done.nonzero().flatten()
-        if len(done_ids):
-            self.nonfinite_resets += int(nonfinite.sum())
-            self.reset_envs(done_ids)
-        info["nonfinite_resets"] = self.nonfinite_resets
+        self._nonfinite_resets += nonfinite.sum()
+        if self.masked_resets and self.augment is None:
+            self.reset_where(done)
+        else:
+            done_ids = done.nonzero().flatten()
+            if len(done_ids):
+                self.reset_envs(done_ids)
+        info["nonfinite_resets"] = self._nonfinite_resets
         self.obs = self.compute_obs()
         return self.obs, reward, done, info
 
@@ -178,6 +199,25 @@ class SkillEnv:
         self.sim.set_state(env_ids, state)
         self.prev_dof_vel[env_ids] = state.dof_vel
 
+    def reset_where(self, mask: torch.Tensor) -> None:
+        """Start new episodes for the envs where ``mask`` is true, without host sync: starts
+        are drawn for every env and written where the mask is set."""
+        clips, frames = self.sample_starts(self.num_envs)
+        clips, frames = clips.to(self.device), frames.to(self.device)
+        keep = ~mask
+        clip_ids = torch.where(keep, self.clip_ids, clips)
+        start_frames = torch.where(keep, self.start_frames, frames)
+        remaining = self.motion.clip_lengths.to(self.device)[clips] - frames
+        segment = remaining.clamp(max=self.cfg.episode_length).clamp_min(2)
+        self.segment_length = torch.where(keep, self.segment_length, segment)
+        self.skill_labels = torch.where(keep, self.skill_labels, self.motion.clip_labels.to(self.device)[clips])
+        self.progress.masked_fill_(mask, 0)
+        self.ref_delay.masked_fill_(mask, 0)
+        self.clip_ids, self.start_frames = clip_ids, start_frames
+        state = self._ball_away_for_body_only(None, self.reference().state.to(self.device))
+        self.sim.set_state_where(mask, state)
+        self.prev_dof_vel = torch.where(mask[:, None], state.dof_vel, self.prev_dof_vel)
+
     def _start_segment(self, env_ids: torch.Tensor, clips: torch.Tensor, frames: torch.Tensor) -> None:
         clips, frames = clips.to(self.device), frames.to(self.device)
         self.clip_ids[env_ids] = clips
@@ -192,22 +232,24 @@ class SkillEnv:
     def _labels_in(clip_labels: torch.Tensor, labels) -> torch.Tensor:
         return torch.isin(clip_labels, torch.tensor(list(labels), dtype=torch.long, device=clip_labels.device))
 
-    def _ball_away_for_body_only(self, env_ids: torch.Tensor, state) -> JointState:
-        away = self._clip_body_only[self.clip_ids[env_ids]]
-        if not away.any():
+    def _ball_away_for_body_only(self, env_ids: torch.Tensor | None, state) -> JointState:
+        """Body-only skills start with the ball on the floor 1.5-5 m away (rows of ``env_ids``,
+        all envs if None). Computed for every row and selected by mask: no host sync."""
+        if not self.cfg.body_only_labels:
             return state
-        state = state.clone()
-        n = int(away.sum())
-        g = self.generator
+        clip_ids = self.clip_ids if env_ids is None else self.clip_ids[env_ids]
+        away = self._clip_body_only[clip_ids][:, None]
+        n, g = len(clip_ids), self.generator
         angle = torch.rand(n, generator=g, device=g.device).to(self.device) * 2 * math.pi
         dist = 1.5 + 3.5 * torch.rand(n, generator=g, device=g.device).to(self.device)
-        pos = state.root_pos[away].clone()
+        pos = state.root_pos.clone()
         pos[:, 0] += dist * torch.cos(angle)
         pos[:, 1] += dist * torch.sin(angle)
         pos[:, 2] = self.sim.scene_cfg.ball.radius
-        state.ball_pos[away] = pos
-        state.ball_lin_vel[away] = 0.0
-        state.ball_ang_vel[away] = 0.0
+        state = state.clone()
+        state.ball_pos = torch.where(away, pos, state.ball_pos)
+        state.ball_lin_vel = state.ball_lin_vel.masked_fill(away, 0.0)
+        state.ball_ang_vel = state.ball_ang_vel.masked_fill(away, 0.0)
         return state
 
     def compute_obs(self) -> torch.Tensor:

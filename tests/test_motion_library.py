@@ -377,8 +377,8 @@ def test_reference_frame_shapes_and_dtype(tmp_path):
     torch.testing.assert_close(ref.state.root_quat.norm(dim=-1), torch.ones(2, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="CUDA not available"))])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA not available")])])
 def test_device(tmp_path, device):
     lib = _lib_of(tmp_path, synthetic_clip(), device=device)
     assert lib.root_pos.device.type == device and lib.body_pos.device.type == device

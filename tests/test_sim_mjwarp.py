@@ -226,3 +226,30 @@ def test_failed_graph_capture_falls_back_to_eager_stepping(monkeypatch, caplog):
         assert not s._m.opt.graph_conditional, "retried without conditional nodes first"
         assert sum("graph capture failed" in r.getMessage() for r in caplog.records) == 2
         assert torch.isfinite(s.state.body_pos).all() and s._control_steps == 2
+
+
+def test_warp_body_kinematics_match_the_torch_fk():
+    """body_kinematics="warp" reads MuJoCo Warp's xpos/xmat/cvel (recomputed for the final
+    state of each step and after teleports); it must report what the torch FK reports."""
+    a, b = make_simulator("mjwarp", N), make_simulator("mjwarp", N, body_kinematics="warp")
+    start = random_state(N)
+    targets = torch.zeros(N, 156)
+
+    def assert_same():
+        for k, tol in (("body_pos", 1e-5), ("body_rot", 1e-5), ("body_lin_vel", 1e-4), ("body_ang_vel", 2e-4)):
+            x, y = getattr(a.state, k), getattr(b.state, k)
+            assert torch.allclose(x, y, atol=tol), f"{k}: max gap {float((x - y).abs().max()):.2e}"
+
+    for s in (a, b):
+        s.set_state(None, start)
+    assert_same()
+    for _ in range(3):
+        for s in (a, b):
+            s.set_pd_targets(targets)
+            s.step()
+        assert_same()
+    for s in (a, b):                       # a teleport of some worlds is seen at once
+        s.set_state(torch.tensor([1]), standing_state(1))
+    assert_same()
+    with pytest.raises(ValueError, match="body_kinematics"):
+        make_simulator("mjwarp", N, body_kinematics="fk")

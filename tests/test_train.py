@@ -41,7 +41,7 @@ needs_motion = pytest.mark.skipif(MOTION is None, reason="neither the demo clips
 def fast_overrides(output_dir: Path, experiment: str, **extra) -> list[str]:
     ov = {"motion.path": str(MOTION), "num_envs": NUM_ENVS, "train.network.units": "[64,64]",
           "train.minibatch_size": MINIBATCH, "output_dir": str(output_dir), "experiment": experiment,
-          "print_stats": "false", **extra}
+          "print_stats": "false", "torch_update_threads": 1, **extra}
     return [f"{k}={v}" for k, v in ov.items()]
 
 
@@ -374,7 +374,7 @@ def test_defaults_are_the_original_ppo_settings_and_yaml_matches_schema():
     assert OmegaConf.to_object(compose(["sim=mjwarp"])).sim.backend == "mjwarp"
 
 
-def test_multi_gpu_requires_a_torchrun_launch_with_cuda(monkeypatch):
+def test_multi_gpu_requires_a_torchrun_launch_and_cuda_devices_for_cuda(monkeypatch):
     from skillmimic.rl.config import distributed_rank, validate
     from skillmimic.rl.runner import to_config
 
@@ -387,7 +387,8 @@ def test_multi_gpu_requires_a_torchrun_launch_with_cuda(monkeypatch):
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
     if torch.cuda.device_count() > 1:
-        assert distributed_rank() == (1, 3, 4)
+        assert distributed_rank("cuda") == (1, 3, 4)
     else:
         with pytest.raises(ConfigError, match="cuda:1"):
-            distributed_rank()
+            distributed_rank("cuda")
+    assert distributed_rank("cpu") == (1, 3, 4)

@@ -90,6 +90,7 @@ def test_frozen_encoder_and_buffer(checkpoint, motion):
     torch.testing.assert_close(buf.embed(), model.encoder(buf.buf).detach())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_buffer_on_cuda(checkpoint, motion):
     enc = H.FrozenHistoryEncoder.load(checkpoint, "cuda")

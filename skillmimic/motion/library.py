@@ -181,7 +181,9 @@ class MotionLibrary:
                      weights: torch.Tensor | Sequence[float] | None = None) -> torch.Tensor:
         """``n`` clip ids drawn with replacement, proportional to ``weights`` (default
         :meth:`default_clip_weights`). A generator must live on the library device."""
-        w = self.clip_weights if weights is None else torch.as_tensor(weights, dtype=self.dtype, device=self.device)
+        if weights is None:      # checked when they were set; checking again would sync every reset
+            return torch.multinomial(self.clip_weights, n, replacement=True, generator=generator)
+        w = torch.as_tensor(weights, dtype=self.dtype, device=self.device)
         if w.shape != (self.num_clips,):
             raise ValueError(f"weights must have shape ({self.num_clips},), got {tuple(w.shape)}")
         if (w < 0).any() or not torch.isfinite(w).all() or w.sum() <= 0:

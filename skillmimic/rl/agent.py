@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -39,7 +41,9 @@ import torch
 import torch.distributed as dist
 from rl_games.algos_torch import a2c_continuous, torch_ext
 from rl_games.common import common_losses, datasets
+from rl_games.common.a2c_common import swap_and_flatten01
 
+from ..profiling import StageTimer
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 
 AGENT_NAME = "skillmimic"
@@ -122,7 +126,30 @@ class RunManagement:
     algo_name = AGENT_NAME
 
     def __init__(self, base_name: str, params: dict):
+        ranks = None
+        if params["config"].get("multi_gpu"):
+            # rl-games' own multi_gpu setup starts an NCCL group and moves to cuda:<rank>; the
+            # group exists already (skillmimic.rl.distributed, gloo or NCCL) and the device is
+            # set, so rl-games is built as a single process and given the ranks afterwards.
+            ranks = (int(os.environ["LOCAL_RANK"]), dist.get_rank(), dist.get_world_size())
+            params, scratch = self._single_process_params(params, ranks[1])
         super().__init__(base_name, params)
+        self._rank_seed = int(params.get("seed", 0))
+        # torch threads while stepping (the simulator's own threads need the cores) and while
+        # updating (the simulator is idle): see Config.torch_threads / torch_update_threads
+        self._rollout_threads = torch.get_num_threads()
+        self._update_threads = int(self.config.get("torch_update_threads") or self._rollout_threads)
+        if ranks is not None:
+            self.multi_gpu = True
+            self.local_rank, self.global_rank, self.world_size = ranks
+            if scratch is not None:   # rl-games opened a tensorboard writer there: ranks > 0 log nothing
+                self.writer.close()
+                self.writer = None
+                shutil.rmtree(scratch, ignore_errors=True)
+                self.train_dir = params["config"]["run_train_dir"]
+                self.experiment_dir = os.path.join(self.train_dir, self.experiment_name)
+                self.nn_dir = os.path.join(self.experiment_dir, "nn")
+                self.summaries_dir = os.path.join(self.experiment_dir, "summaries")
         if self.is_rnn:
             raise ValueError(f"the {self.algo_name} agent does not support recurrent networks")
         self.checkpoint_name = self.config["name"]
@@ -130,10 +157,24 @@ class RunManagement:
         self.run_config = self.config.get("run_config")     # resolved YAML of the run, kept in checkpoints
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_steps = 0
-        self._nonfinite_resets = 0
+        self._nonfinite_resets = 0           # int, or the env's device counter (read when logging)
         self._stop_signal: int | None = None
+        # opt-in stage timers (benchmarks/gpu_suite.py): self.timer.enabled = True
+        self.timer = StageTimer(self.ppo_device)
         # per-epoch summaries of this process (benchmarks, tests); bounded for 50k-epoch runs
         self.epoch_history: deque[dict] = deque(maxlen=20000)
+
+    @staticmethod
+    def _single_process_params(params: dict, rank: int) -> tuple[dict, str | None]:
+        """rl-games parameters for one rank of a multi-process run (see ``__init__``): rank 0 as
+        usual; the others print nothing, take rank 0's learning rate (broadcast in
+        ``update_lr``) and have rl-games' constructor create its folders in a scratch folder."""
+        config = dict(params["config"], multi_gpu=False)
+        scratch = None
+        if rank != 0:
+            scratch = tempfile.mkdtemp(prefix=f"skillmimic_rank{rank}_")
+            config.update(print_stats=False, lr_schedule=None, run_train_dir=config["train_dir"], train_dir=scratch)
+        return dict(params, config=config), scratch
 
     # ------------------------------------------------------------------ rollout statistics
     def env_step(self, actions):
@@ -153,12 +194,84 @@ class RunManagement:
                 self._term_sums[k] = self._term_sums[k] + m if k in self._term_sums else m
             self._term_steps += 1
         if "nonfinite_resets" in infos:
-            self._nonfinite_resets = int(infos["nonfinite_resets"])
+            self._nonfinite_resets = infos["nonfinite_resets"]    # read (synced) once per epoch
 
     def _pop_term_means(self) -> dict[str, float]:
         out = {k: (v / max(self._term_steps, 1)).item() for k, v in self._term_sums.items()}
         self._term_sums, self._term_steps = {}, 0
         return out
+
+    # ------------------------------------------------------------------ rollout
+    def play_steps(self):
+        """rl-games' rollout without per-step host syncs: it turned each step's done flags into
+        indices (``nonzero``) to update the episode statistics; here the finished episodes'
+        returns and lengths are kept on the device for the whole rollout and folded into the
+        statistics once, at its end (the same per-step updates, in the same order).
+
+        With ``self.timer.enabled`` the stages ``inference`` and ``env_step`` are timed."""
+        torch.set_num_threads(self._rollout_threads)
+        if self.use_action_masks:
+            return super().play_steps()
+        n_steps, timer = self.horizon_length, self.timer
+        done_buf = torch.zeros(n_steps, *self.dones.shape, dtype=torch.bool, device=self.ppo_device)
+        ends = {k: torch.zeros(n_steps, *v.shape, dtype=v.dtype, device=self.ppo_device) for k, v in
+                (("rewards", self.current_rewards), ("shaped_rewards", self.current_shaped_rewards),
+                 ("lengths", self.current_lengths))}
+        step_time = 0.0
+        for n in range(n_steps):
+            with timer.stage("inference"):
+                res_dict = self.get_action_values(self.obs)
+            self.experience_buffer.update_data("obses", n, self.obs["obs"])
+            self.experience_buffer.update_data("dones", n, self.dones)
+            for k in self.update_list:
+                self.experience_buffer.update_data(k, n, res_dict[k])
+            t0 = time.perf_counter()
+            with timer.stage("env_step"):
+                self.obs, rewards, self.dones, infos = self.env_step(res_dict["actions"])
+            step_time += time.perf_counter() - t0
+            shaped_rewards = self.rewards_shaper(rewards)
+            if self.value_bootstrap and "time_outs" in infos:
+                shaped_rewards.add_(self.gamma * res_dict["values"] * self.cast_obs(infos["time_outs"]).unsqueeze(1).float())
+            self.experience_buffer.update_data("rewards", n, shaped_rewards)
+            self.current_rewards.add_(rewards)
+            self.current_shaped_rewards.add_(shaped_rewards)
+            self.current_lengths.add_(1)
+            done_buf[n] = self.dones.bool()
+            ends["rewards"][n] = self.current_rewards
+            ends["shaped_rewards"][n] = self.current_shaped_rewards
+            ends["lengths"][n] = self.current_lengths
+            not_done = (1.0 - self.dones.float()).unsqueeze(1)
+            self.current_rewards.mul_(not_done)
+            self.current_shaped_rewards.mul_(not_done)
+            self.current_lengths.mul_(not_done.squeeze(1))
+        self._fold_episode_stats(done_buf, ends)
+
+        last_values = self.get_values(self.obs)
+        fdones = self.dones.float()
+        buf = self.experience_buffer.tensor_dict
+        mb_advs = self.discount_values(fdones, last_values, buf["dones"].float(), buf["values"], buf["rewards"])
+        batch_dict = self.experience_buffer.get_transformed_list(swap_and_flatten01, self.tensor_list)
+        batch_dict["returns"] = swap_and_flatten01(mb_advs + buf["values"])
+        batch_dict["played_frames"] = self.batch_size
+        batch_dict["step_time"] = step_time
+        return batch_dict
+
+    def prepare_dataset(self, batch_dict):
+        """The PPO update starts here (rl-games' ``train_epoch``): the simulator's threads are
+        idle until the next rollout, so torch may use every core."""
+        torch.set_num_threads(self._update_threads)
+        return super().prepare_dataset(batch_dict)
+
+    def _fold_episode_stats(self, done_buf: torch.Tensor, ends: dict[str, torch.Tensor]) -> None:
+        """One device-to-host copy per rollout, then rl-games' per-step meter updates."""
+        done_host = done_buf.cpu().numpy()
+        meters = self._episode_meters()
+        for n in range(done_host.shape[0]):
+            idx = np.flatnonzero(done_host[n])[::self.num_agents, None]     # (k, 1) like rl-games'
+            if len(idx):
+                idx = torch.as_tensor(idx, device=self.ppo_device)
+                for name, meter in meters.items():
+                    meter.update(ends[name][n][idx])
 
     # ------------------------------------------------------------------ training loop
     def train(self):
@@ -175,9 +288,8 @@ class RunManagement:
         total_time = 0.0
         epoch_num = self.epoch_num
         if self.multi_gpu:
-            # rl-games multi_gpu (under torchrun): every rank starts from rank 0's weights;
+            # several processes (under torchrun): every rank starts from rank 0's weights;
             # gradients are all-reduced inside rl-games' optimiser step.
-            torch.cuda.set_device(self.local_rank)
             weights = [self.model.state_dict()]
             dist.broadcast_object_list(weights, 0)
             self.model.load_state_dict(weights[0])
@@ -188,6 +300,8 @@ class RunManagement:
                 (step_time, play_time, update_time, sum_time, a_losses, c_losses, b_losses, entropies, kls,
                  last_lr, lr_mul) = self.train_epoch()
                 self.dataset.update_values_dict(None)
+                if self.multi_gpu:
+                    self._merge_running_stats()
                 total_time += sum_time
                 curr_frames = self.curr_frames * self.world_size
                 self.frame += curr_frames
@@ -212,7 +326,8 @@ class RunManagement:
                     break
         finally:
             self._restore_signal_handlers(old_handlers)
-            self.writer.flush()
+            if self.writer is not None:
+                self.writer.flush()
         return self.last_mean_rewards, epoch_num
 
     def _log_epoch(self, epoch_num, curr_frames, step_time, play_time, update_time, sum_time, total_time,
@@ -227,6 +342,7 @@ class RunManagement:
         terms = self._pop_term_means()
         for k, v in terms.items():
             w.add_scalar(f"reward_terms/{k}", v, frame)
+        self._nonfinite_resets = int(self._nonfinite_resets)
         w.add_scalar("env/nonfinite_resets", self._nonfinite_resets, frame)
 
         elapsed = time.perf_counter() - getattr(self, "_wall_start", time.perf_counter())
@@ -261,6 +377,26 @@ class RunManagement:
             line.append(f"nonfinite resets {self._nonfinite_resets}")
         if self.print_stats:
             print("  ".join(line), flush=True)
+
+    def _merge_running_stats(self) -> None:
+        """Give every rank the same observation/value normalisers (once per epoch).
+
+        rl-games averages gradients across ranks but leaves each rank's running mean/std to
+        its own rollouts, so the ranks' policies would drift apart. The merged statistics are
+        those of the pooled samples with each rank weighted equally (ranks see equally many)."""
+        world = float(self.world_size)
+        buffers = dict(self.model.named_buffers())     # rl-games scripts its normalisers (torch.jit)
+        for name, run_mean in buffers.items():
+            if not name.endswith("running_mean"):
+                continue
+            run_var = buffers[name[:-len("mean")] + "var"]
+            mean = run_mean.clone()
+            dist.all_reduce(mean)
+            mean /= world
+            var = run_var + (run_mean - mean) ** 2
+            dist.all_reduce(var)
+            run_mean.copy_(mean)
+            run_var.copy_(var / world)
 
     # ------------------------------------------------------------------ signals
     def _install_signal_handlers(self):
@@ -305,7 +441,20 @@ class RunManagement:
         return state
 
     def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
+        if self.global_rank != 0:
+            # The checkpoint holds rank 0's RNG and episode-sampler states; other ranks draw
+            # their own (seeded by rank and epoch) so that they do not replay rank 0's episodes.
+            weights = dict(weights, rng=None, env_state={k: v for k, v in (weights.get("env_state") or {}).items()
+                                                         if k != "generator"})
         super().set_full_state_weights(weights, set_epoch=set_epoch)
+        if self.global_rank != 0:
+            seed = self._rank_seed + 1_000_003 * self.epoch_num
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+            generator = getattr(getattr(self.vec_env, "env", None), "generator", None)
+            if generator is not None:
+                generator.manual_seed(seed)
         if "last_lr" in weights:
             self.last_lr = float(weights["last_lr"])
             self.update_lr(self.last_lr)
@@ -329,7 +478,8 @@ class RunManagement:
         if path.suffix != ".pth":
             path = path.with_name(path.name + ".pth")
         atomic_save(self.get_full_state_weights(), path)
-        self.writer.flush()              # the logs of every epoch a checkpoint covers are on disk too
+        if self.writer is not None:
+            self.writer.flush()              # the logs of every epoch a checkpoint covers are on disk too
         return path
 
     def restore(self, fn, set_epoch: bool = True, state: dict | None = None) -> None:

@@ -137,10 +137,14 @@ class SimConfig:
 
     backend: str = "mujoco"              # mujoco (C, CPU threads) | mjwarp (MuJoCo Warp, CUDA)
     num_threads: int = 0                 # mujoco only: 0 = one per CPU core (capped at num_envs)
+    # mjwarp only: body poses/velocities from the torch FK ("torch") or MuJoCo Warp's own ("warp")
+    body_kinematics: str = "torch"
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def sim_kwargs(self) -> Dict[str, Any]:
-        return {"num_threads": self.num_threads} if self.backend == "mujoco" else {}
+        if self.backend == "mujoco":
+            return {"num_threads": self.num_threads}
+        return {"body_kinematics": self.body_kinematics} if self.backend == "mjwarp" else {}
 
 
 @dataclass
@@ -175,14 +179,17 @@ class Config:
     llc_checkpoint: Optional[str] = None # HLC tasks: the frozen skill policy (a skill training checkpoint)
     headless: bool = True                # training never opens a viewer; kept for the play/viewer tools
     print_stats: bool = True             # one console line per epoch
-    # Several GPUs: launch with torchrun (one process per GPU), e.g.
+    # Several processes: launch with torchrun (one process per GPU), e.g.
     #   torchrun --nproc_per_node=4 train.py multi_gpu=true device=cuda sim=mjwarp num_envs=4096
-    # Each rank simulates num_envs worlds on cuda:<LOCAL_RANK> with seed + RANK; rl-games
-    # all-reduces the gradients; rank 0 logs and writes checkpoints.
+    # Each rank simulates num_envs worlds on cuda:<LOCAL_RANK> (NCCL) or on the CPU (device=cpu,
+    # gloo) with seed + RANK; gradients are all-reduced; rank 0 logs and writes checkpoints.
     multi_gpu: bool = False
     # CPU threads for torch ops. 1 by default: MuJoCo steps the worlds on its own threads, and
     # torch's OpenMP pool spin-waits badly on a busy 2-core machine (5-8x slower measured).
     torch_threads: int = 1
+    # CPU threads for torch during the PPO update (0: one per core). The simulator's threads
+    # are idle then, so the update may use every core; stepping goes back to torch_threads.
+    torch_update_threads: int = 0
 
 
 def register_configs() -> None:
@@ -312,16 +319,18 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def distributed_rank() -> tuple[int, int, int]:
-    """(LOCAL_RANK, RANK, WORLD_SIZE) of a ``multi_gpu=true`` run, checked."""
+def distributed_rank(device: str = "cuda") -> tuple[int, int, int]:
+    """(LOCAL_RANK, RANK, WORLD_SIZE) of a ``multi_gpu=true`` run, checked: a torchrun launch,
+    and on CUDA one device per local rank (on the CPU the ranks share the cores, gloo backend)."""
     missing = [k for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE") if k not in os.environ]
     if missing:
         raise ConfigError(f"multi_gpu=true needs a torchrun launch (missing {', '.join(missing)}): "
                           f"torchrun --nproc_per_node=<gpus> train.py multi_gpu=true device=cuda ...")
     local, rank, world = (int(os.environ[k]) for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE"))
-    if not torch.cuda.is_available() or local >= torch.cuda.device_count():
+    if torch.device(device).type == "cuda" and (not torch.cuda.is_available() or local >= torch.cuda.device_count()):
         raise ConfigError(f"multi_gpu=true: LOCAL_RANK {local} needs CUDA device cuda:{local}, "
-                          f"found {torch.cuda.device_count() if torch.cuda.is_available() else 0}")
+                          f"found {torch.cuda.device_count() if torch.cuda.is_available() else 0} "
+                          f"(device=cpu runs the ranks on the CPU)")
     return local, rank, world
 
 
@@ -371,6 +380,8 @@ def validate(cfg: Config) -> None:
     """Checks that need more than types; each error names the knob to change."""
     if cfg.torch_threads < 1:
         raise ConfigError(f"torch_threads must be >= 1, got {cfg.torch_threads}")
+    if cfg.torch_update_threads < 0:
+        raise ConfigError(f"torch_update_threads must be >= 0 (0: one per core), got {cfg.torch_update_threads}")
     if cfg.num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1, got {cfg.num_envs}")
     for key, value in (("task.max_epochs", cfg.task.max_epochs), ("motion.max_epochs", cfg.motion.max_epochs),
@@ -401,9 +412,11 @@ def validate(cfg: Config) -> None:
         scene_skeleton(cfg.sim.scene)
     except ValueError as exc:
         raise ConfigError(f"sim.scene.hinge_order: {exc}") from None
+    if cfg.sim.body_kinematics not in ("torch", "warp"):
+        raise ConfigError(f"sim.body_kinematics must be torch or warp, got {cfg.sim.body_kinematics!r}")
     resolve_device(cfg.device)
     if cfg.multi_gpu:
-        distributed_rank()   # raises with the fix when not launched by torchrun / without CUDA
+        distributed_rank(cfg.device)   # raises with the fix when not launched by torchrun / without CUDA
     resolve_minibatch(t, cfg.num_envs)
     from skillmimic.motion import clip_label, find_clips
 

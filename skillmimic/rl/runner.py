@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import random
 import re
 import shutil
@@ -36,6 +37,7 @@ from .agent import SkillMimicAgent
 from .checkpoint import load_checkpoint
 from .config import (Config, ConfigError, distributed_rank, override_key, resolve_device, resolve_max_epochs,
                      resolve_minibatch, resolve_motion_path, unknown_keys, validate)
+from .distributed import broadcast_object, init_distributed
 from .registry import AGENT_NAME, ENV_NAME, MODEL_NAME, NETWORK_NAME, make_runner
 
 _LR_SCHEDULES = {"constant": "identity", "linear": "linear", "adaptive": "adaptive"}
@@ -74,13 +76,19 @@ def seed_everything(seed: int) -> int:
     return seed
 
 
+def _world_size(cfg: Config) -> int:
+    """Processes sharing this machine's cores (torchrun ranks, or 1)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1))) if cfg.multi_gpu else 1
+
+
 def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
     """The rl-games parameter dict for ``cfg`` (the only place raw dicts appear: rl-games' API)."""
     t = cfg.train
     device = str(resolve_device(cfg.device))
-    if cfg.multi_gpu:   # one process per GPU: this rank's device, and its own env randomness
-        local_rank, rank, _ = distributed_rank()
-        device = f"cuda:{local_rank}"
+    if cfg.multi_gpu:   # one process per GPU (or CPU rank): this rank's device, its own env randomness
+        local_rank, rank, _ = distributed_rank(device)
+        if torch.device(device).type == "cuda":
+            device = f"cuda:{local_rank}"
         seed = seed + rank
     env_config = {
         "env_cfg": cfg.task.env_config(cfg.num_envs, seed),
@@ -137,6 +145,7 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
             "print_stats": cfg.print_stats,
             "clip_actions": True,
             "multi_gpu": cfg.multi_gpu,
+            "torch_update_threads": cfg.torch_update_threads or max(1, (os.cpu_count() or 1) // _world_size(cfg)),
             "run_config": OmegaConf.to_yaml(OmegaConf.structured(dataclasses.replace(cfg, seed=seed))),
         },
     }
@@ -334,20 +343,30 @@ def build_agent(cfg, overrides: Sequence[str] | None = None) -> tuple[SkillMimic
         cfg = resume_config(cfg, ckpt, state, overrides)
     validate(cfg)
     _warn_slow_setup(cfg)
-    run_dir = pick_run_dir(cfg)
-    undo = _UndoOnFailure(run_dir, *_cache_dirs(cfg))
+    lead, seed = True, None
+    if cfg.multi_gpu:     # the process group first: rank 0 picks the run folder and the seed for all
+        _, rank, _ = init_distributed(cfg.device)
+        lead = rank == 0
+        run_dir, base_seed = broadcast_object((pick_run_dir(cfg), seed_everything(cfg.seed)) if lead else None)
+        seed_everything(base_seed + rank)      # own action noise per rank; weights come from rank 0
+        seed = base_seed
+    else:
+        run_dir = pick_run_dir(cfg)
+    undo = _UndoOnFailure(run_dir, *_cache_dirs(cfg)) if lead else None
     try:
-        seed = seed_everything(cfg.seed)
+        if seed is None:
+            seed = seed_everything(cfg.seed)
         params = rl_games_params(cfg, run_dir, seed)
         if cfg.task.hlc is not None:                   # high-level controller: discrete PPO (skillmimic.rl.hlc)
             from .hlc import hlc_params
 
             params = hlc_params(cfg, params)
-        print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
-              f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
-              f"minibatch {params['config']['minibatch_size']} x "
-              f"{cfg.train.horizon_length * cfg.num_envs // params['config']['minibatch_size']} per mini-epoch)",
-              flush=True)
+        if lead:
+            print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
+                  f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
+                  f"minibatch {params['config']['minibatch_size']} x "
+                  f"{cfg.train.horizon_length * cfg.num_envs // params['config']['minibatch_size']} per mini-epoch)",
+                  flush=True)
 
         runner = make_runner()
         if cfg.task.hlc is not None:
@@ -363,18 +382,21 @@ def build_agent(cfg, overrides: Sequence[str] | None = None) -> tuple[SkillMimic
                 agent.restore(Path(cfg.resume).expanduser(), state=state)
             if cfg.train.torch_compile:
                 agent.model = torch.compile(agent.model)
-            _write_run_config(cfg, run_dir, seed)
+            if lead:
+                _write_run_config(cfg, run_dir, seed)
         except BaseException:
             close_agent(agent)
             raise
     except BaseException:
-        undo.undo()
+        if undo is not None:
+            undo.undo()
         raise
     return agent, run_dir, seed
 
 
 def close_agent(agent: SkillMimicAgent) -> None:
-    agent.writer.close()
+    if agent.writer is not None:                   # ranks other than 0 have none
+        agent.writer.close()
     if agent.vec_env is not None:
         agent.vec_env.close()
 
@@ -388,9 +410,10 @@ def train(cfg, overrides: Sequence[str] | None = None) -> TrainResult:
         t1 = time.perf_counter()
         agent.train()
         t2 = time.perf_counter()
-        print(f"[skillmimic] done: epoch {agent.epoch_num}, frame {agent.frame}, {t2 - t0:.1f} s in all "
-              f"(start-up {t1 - t0:.1f} s, training {t2 - t1:.1f} s); "
-              f"checkpoint {agent.checkpoint_path()}", flush=True)
+        if agent.global_rank == 0:
+            print(f"[skillmimic] done: epoch {agent.epoch_num}, frame {agent.frame}, {t2 - t0:.1f} s in all "
+                  f"(start-up {t1 - t0:.1f} s, training {t2 - t1:.1f} s); "
+                  f"checkpoint {agent.checkpoint_path()}", flush=True)
     finally:
         close_agent(agent)
     return TrainResult(run_dir=run_dir, checkpoint=agent.checkpoint_path(), epoch=agent.epoch_num,

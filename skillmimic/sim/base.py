@@ -135,6 +135,12 @@ class Simulator(ABC):
         """(qpos (N, nq), qvel (N, nv), sensordata (N, nsensordata)) of all worlds; may be
         views of engine memory (:meth:`_refresh` copies them before building ``state``)."""
 
+    def _write_qpos_qvel_where(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Masked :meth:`_write_qpos_qvel` (rows of all N worlds). Host-memory engines may
+        turn the mask into ids (no device to wait for); device engines override it."""
+        ids = mask.nonzero().flatten()
+        self._write_qpos_qvel(ids, qpos[ids], qvel[ids])
+
     def _write_mocap(self, ids: torch.Tensor, pos: torch.Tensor, quat: torch.Tensor) -> None:
         """Place the mocap body (the hoop) of worlds ``ids``; float64 (n, 3) and (n, 4)."""
         raise NotImplementedError(f"the {self.backend} backend cannot place mocap bodies")
@@ -149,10 +155,31 @@ class Simulator(ABC):
         ids = self._ids(ids)
         if state.num_worlds != len(ids):
             raise ValueError(f"set_state: {len(ids)} world ids but a state batch of {state.num_worlds}")
+        qpos, qvel = self._joint_to_qpos_qvel(state)
+        self._write_qpos_qvel(ids, qpos, qvel)
+        self.nonfinite[ids] = False
+        self._refresh()
+
+    def set_state_where(self, mask: torch.Tensor, state: JointState) -> None:
+        """Teleport the worlds where ``mask`` (N,) is true to their rows of ``state`` (N rows).
+
+        Why a mask and not ids: turning a done-mask into ids (``nonzero``) makes the host wait
+        for the device every step; a masked write keeps resets on the device."""
+        if state.num_worlds != self.num_worlds or mask.shape != (self.num_worlds,):
+            raise ValueError(f"set_state_where: needs a ({self.num_worlds},) mask and {self.num_worlds} state rows, "
+                             f"got {tuple(mask.shape)} and {state.num_worlds}")
+        mask = mask.to(self.device)
+        qpos, qvel = self._joint_to_qpos_qvel(state)
+        self._write_qpos_qvel_where(mask, qpos, qvel)
+        self.nonfinite &= ~mask
+        self._refresh()
+
+    def _joint_to_qpos_qvel(self, state: JointState) -> tuple[torch.Tensor, torch.Tensor]:
         st = state.to(self.device, torch.float64)
         lay = self.layout
-        qpos = torch.zeros(len(ids), lay.nq, dtype=torch.float64, device=self.device)
-        qvel = torch.zeros(len(ids), lay.nv, dtype=torch.float64, device=self.device)
+        n = st.num_worlds
+        qpos = torch.zeros(n, lay.nq, dtype=torch.float64, device=self.device)
+        qvel = torch.zeros(n, lay.nv, dtype=torch.float64, device=self.device)
         root_quat = quat_normalize(st.root_quat)
         ball_quat = quat_normalize(st.ball_quat)
         qpos[:, lay.root_q] = torch.cat([st.root_pos, root_quat], -1)
@@ -161,9 +188,7 @@ class Simulator(ABC):
         qvel[:, lay.root_v] = torch.cat([st.root_lin_vel, quat_rotate(quat_conj(root_quat), st.root_ang_vel)], -1)
         qvel[:, lay.dof_v] = st.dof_vel
         qvel[:, lay.ball_v] = torch.cat([st.ball_lin_vel, quat_rotate(quat_conj(ball_quat), st.ball_ang_vel)], -1)
-        self._write_qpos_qvel(ids, qpos, qvel)
-        self.nonfinite[ids] = False
-        self._refresh()
+        return qpos, qvel
 
     def set_hoop_pose(self, ids: torch.Tensor | None, rim_pos: torch.Tensor, yaw: torch.Tensor) -> None:
         """Move the hoop of worlds ``ids``: rim centre position (n, 3) and yaw (n,) of the
@@ -245,6 +270,14 @@ class Simulator(ABC):
         sens = torch.where(rows, torch.zeros_like(sens), sens)
         self.state = self._scene_state(qpos, qvel, sens)
 
+    def _body_kinematics(self, joint: JointState) -> tuple[torch.Tensor, ...]:
+        """(pos, rot, lin_vel, ang_vel) of every humanoid body: the shared torch forward
+        kinematics, so that every engine reports bodies identically. A backend that already
+        has them for the current state may return its own (same frames and conventions)."""
+        kin = self._fk(joint.root_pos, joint.root_quat, joint.dof_pos,
+                       joint.root_lin_vel, joint.root_ang_vel, joint.dof_vel)
+        return kin.pos, kin.rot, kin.lin_vel, kin.ang_vel
+
     def _scene_state(self, qpos: torch.Tensor, qvel: torch.Tensor, sens: torch.Tensor) -> SceneState:
         lay = self.layout
         qpos = qpos.to(torch.float32)
@@ -265,12 +298,11 @@ class Simulator(ABC):
             ball_lin_vel=bv[:, :3],
             ball_ang_vel=quat_rotate(ball_quat, bv[:, 3:]),
         )
-        kin = self._fk(joint.root_pos, joint.root_quat, joint.dof_pos,
-                       joint.root_lin_vel, joint.root_ang_vel, joint.dof_vel)
+        pos, rot, lin_vel, ang_vel = self._body_kinematics(joint)
         forces = sens[:, lay.contact_force].reshape(self.num_worlds, -1, 3)
         return SceneState(
             joint=joint,
-            body_pos=kin.pos, body_rot=kin.rot, body_lin_vel=kin.lin_vel, body_ang_vel=kin.ang_vel,
+            body_pos=pos, body_rot=rot, body_lin_vel=lin_vel, body_ang_vel=ang_vel,
             contact_forces=forces[:, :-1], ball_contact_force=forces[:, -1],
             ball_floor_contact=sens[:, lay.ball_floor] > 0,
         )

@@ -164,13 +164,21 @@ class MujocoWarpSimulator(Simulator):
         graph: capture the control step as a graph and replay it (default True).
         overflow_check_interval: control steps between host reads of the overflow counters
             (default 1 on CPU, 100 on CUDA; reading :attr:`overflow_count` always checks).
+        body_kinematics: ``"torch"`` (default): body poses and velocities from the shared torch
+            forward kinematics, like the C engine. ``"warp"``: MuJoCo Warp's own kinematics
+            (``xpos``/``xmat``/``cvel``), recomputed for the final state of every control step
+            inside the recorded graph (and after teleports) -- which is faster depends on the
+            device and the world count; ``benchmarks/gpu_suite.py`` measures both.
     """
 
     backend = "mjwarp"
 
     def __init__(self, num_worlds: int, scene=None, device="cpu", nconmax: int | None = None,
                  njmax: int | None = None, graph: bool = True, overflow_check_interval: int | None = None,
-                 skeleton=None, **kw):
+                 body_kinematics: str = "torch", skeleton=None, **kw):
+        if body_kinematics not in ("torch", "warp"):
+            raise ValueError(f"body_kinematics must be 'torch' or 'warp', got {body_kinematics!r}")
+        self.body_kinematics = body_kinematics
         if skeleton is not None:
             kw["skeleton"] = skeleton
         super().__init__(num_worlds, scene, _resolve_device(device), **kw)
@@ -214,6 +222,13 @@ class MujocoWarpSimulator(Simulator):
         self._bad_t = wp.to_torch(self._bad)
         self._mocap_pos = wp.to_torch(d.mocap_pos)      # (N, nmocap, 3)
         self._mocap_quat = wp.to_torch(d.mocap_quat)    # (N, nmocap, 4) wxyz
+        nb = self.skeleton.num_bodies                   # humanoid bodies are 1..nb (0 is the world)
+        self._xpos = wp.to_torch(d.xpos)[:, 1:nb + 1]
+        self._xmat = wp.to_torch(d.xmat)[:, 1:nb + 1]
+        self._cvel = wp.to_torch(d.cvel)[:, 1:nb + 1]
+        self._subtree_com = wp.to_torch(d.subtree_com)
+        self._kin_root = int(self.model.body_rootid[1])
+        self._kin_stale = True
 
         self._graph = None
         self._stream = self._wdev.stream if on_cuda else None
@@ -274,6 +289,16 @@ class MujocoWarpSimulator(Simulator):
         self._warm[ids] = 0.0
         self._sens_t[ids] = 0.0
         self._bad_t[ids] = 0
+        self._kin_stale = True
+
+    def _write_qpos_qvel_where(self, mask, qpos, qvel):
+        rows = mask[:, None]
+        self._qpos.copy_(torch.where(rows, qpos.to(self._qpos.dtype), self._qpos))
+        self._qvel.copy_(torch.where(rows, qvel.to(self._qvel.dtype), self._qvel))
+        self._warm.masked_fill_(rows, 0.0)
+        self._sens_t.masked_fill_(rows, 0.0)
+        self._bad_t.masked_fill_(mask, 0)
+        self._kin_stale = True
 
     def _write_ctrl(self, ctrl):
         self._ctrl.copy_(ctrl)
@@ -305,6 +330,30 @@ class MujocoWarpSimulator(Simulator):
                           outputs=[self._sens_acc])
         wp.launch(_sanitize, dim=n, inputs=[self._qpos0, _MAXVAL],
                   outputs=[d.qpos, d.qvel, d.qacc_warmstart, self._bad])
+        if self.body_kinematics == "warp":
+            self._kinematics()
+
+    def _kinematics(self) -> None:
+        """Body poses and velocities of the current qpos/qvel (mj_step leaves those of the
+        state before its last integration)."""
+        m, d = self._m, self._d
+        mjw.kinematics(m, d)
+        mjw.com_pos(m, d)
+        mjw.com_vel(m, d)
+
+    def _body_kinematics(self, joint):
+        if self.body_kinematics == "torch":
+            return super()._body_kinematics(joint)
+        if self._kin_stale:                   # teleported since the last step: bring them up to date
+            self._on_engine_stream(self._kinematics)
+        self._kin_stale = False
+        pos = self._xpos.clone()
+        omega, v_com = self._cvel[..., :3], self._cvel[..., 3:]
+        # cvel's linear part is the velocity of the point at the subtree's centre of mass;
+        # move it to the body frame origin: v = v_com + w x (x_body - c)
+        lin = v_com + torch.cross(omega, pos - self._subtree_com[:, self._kin_root, None], dim=-1)
+        out = (pos, self._xmat.clone(), lin, omega.clone())
+        return tuple(torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) for x in out)
 
     def _torch_stream(self) -> wp.Stream:
         ts = torch.cuda.current_stream(self.device)
@@ -313,19 +362,23 @@ class MujocoWarpSimulator(Simulator):
             ws = self._torch_streams[ts.cuda_stream] = wp.stream_from_torch(ts)
         return ws
 
-    def _advance(self):
-        if self._closed:
-            raise RuntimeError("simulator is closed")
+    def _on_engine_stream(self, fn) -> None:
         with wp.ScopedDevice(self._wdev):
             if self._stream is not None:
                 # Order Warp's work after torch's writes (resets, targets) and torch's reads after it.
                 ts = self._torch_stream()
                 self._stream.wait_stream(ts)
                 with wp.ScopedStream(self._stream):
-                    self._run_step()
+                    fn()
                 ts.wait_stream(self._stream)
             else:
-                self._run_step()
+                fn()
+
+    def _advance(self):
+        if self._closed:
+            raise RuntimeError("simulator is closed")
+        self._on_engine_stream(self._run_step)
+        self._kin_stale = False
         self._control_steps += 1
         if self._control_steps % self.overflow_check_interval == 0:
             self._check_overflow()
