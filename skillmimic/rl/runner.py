@@ -315,9 +315,18 @@ def quiet_rl_games():
 
 
 def _cache_dirs(cfg: Config) -> list[Path]:
-    """Folders the env may write derived data into (V2's graph / history-encoder cache)."""
+    """Folders the env may write derived data into (V2's graph / history-encoder cache).
+
+    Its parent is created here, so that a failed start removes the cache folder or the
+    files it wrote there, never a parent (such as ``~/.cache``) that other programs share."""
     v2 = cfg.task.v2
-    return [Path(v2.cache_dir)] if v2 is not None and getattr(v2, "cache_dir", None) else []
+    if v2 is None:
+        return []
+    from ..augment.env_hook import resolve_cache_dir
+
+    d = resolve_cache_dir(v2.cache_dir).expanduser().resolve()
+    d.parent.mkdir(parents=True, exist_ok=True)
+    return [d]
 
 
 def _warn_slow_setup(cfg: Config) -> None:
