@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,45 @@ def load_torch_file(path: str | os.PathLike, what: str, error: type[Exception], 
 
 
 __all__ = ["TRUST_LEGACY_ENV", "load_torch_file", "trust_legacy"]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return                      # not supported (e.g. some network filesystems / Windows)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(state: dict, path: str | os.PathLike, unique_tmp: bool = False) -> Path:
+    """``torch.save(state)`` to ``path`` via a temporary file in the same folder, fsynced and
+    renamed over ``path`` (``os.replace``): a reader sees the complete old file or the
+    complete new one, never a partial write (a training run is killed at arbitrary times).
+
+    ``unique_tmp``: a uniquely named temporary file, for files several processes may write
+    at once (a shared cache); otherwise one fixed name, so a killed write leaves at most one
+    stale file beside a run's checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if unique_tmp:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp, f = Path(name), os.fdopen(fd, "wb")
+    else:
+        tmp = path.with_name(f".{path.name}.tmp")
+        f = open(tmp, "wb")
+    try:
+        with f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ from torch import nn
 from ..observations import NUM_SKILLS, heading_rotation_inv, local_ball_pos, local_body_pos
 from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..rotations import hinge_to_expmap
-from ..safe_load import load_torch_file
+from ..safe_load import atomic_save, load_torch_file
 from .similarity import LOCOMOTION_LABELS
 
 FORMAT = "skillmimic-history-encoder"
@@ -243,22 +242,10 @@ def pretrain(motion, settings: PretrainConfig | None = None, cfg: EncoderConfig 
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
-    """Tensors, numbers, strings and lists only: loads with ``weights_only=True``. Atomic: a
-    uniquely named temporary file in the same folder, renamed over ``path`` once complete, so
-    a reader (or a concurrent writer) never sees a partial file."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Tensors, numbers, strings and lists only: loads with ``weights_only=True``. Atomic, with
+    a uniquely named temporary file, so a reader (or a concurrent writer of the same cache
+    entry) never sees a partial file."""
+    return atomic_save(ckpt, path, unique_tmp=True)
 
 
 # --------------------------------------------------------------------------- frozen use

@@ -17,9 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..safe_load import load_torch_file
+from ..safe_load import atomic_save, load_torch_file  # noqa: F401  (atomic_save: re-exported)
 
 #: keys every training checkpoint has (rl-games' full state plus ours)
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "frame")
@@ -27,37 +25,6 @@ REQUIRED_KEYS = ("model", "optimizer", "epoch", "frame")
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used; the message names the file and the reason."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return                      # not supported (e.g. some network filesystems / Windows)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_save(state: dict, path: str | os.PathLike) -> Path:
-    """``torch.save(state)`` to ``path`` via a temp file + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")      # one fixed name: a killed write leaves one stale file
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
