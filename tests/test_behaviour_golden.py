@@ -1,0 +1,177 @@
+"""Behaviour fingerprint: refactors must not change a single number.
+
+Why: restructuring the env, the task registry, configs or the object entity must leave
+what a user trains on exactly as it was. Two runs are fingerprinted with a fixed seed:
+
+* **env**: the skill env on MuJoCo C, 4 envs, 200 steps of seeded random actions on real
+  BallPlay clips (a layup clip with id resets and with masked resets; a V2 get-up clip, whose
+  label puts the ball aside and disables early termination). Every observation, reward and
+  done flag goes into one SHA-256, and per-step float64 sums are kept beside it;
+* **train**: 3 PPO epochs on the embedded demo clips (the smoke settings of
+  ``tests/test_train.py``, one torch thread): per-epoch reward, KL and the actor, critic and
+  bounds losses from tensorboard, plus a SHA-256 of the final network weights.
+
+The recorded fingerprint (``tests/data/behaviour_golden.json``) is rewritten only on purpose:
+
+    python tests/test_behaviour_golden.py --write
+
+On the platform that recorded it (same torch, MuJoCo, CPU model) the hashes must match: the
+behaviour is bit-identical. Elsewhere a different CPU may round a SIMD reduction differently,
+so there only the per-step sums are compared, to a tolerance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "data" / "behaviour_golden.json"
+SHARED = REPO.parent / "shared" / "data" / "motions"
+LAYUP = SHARED / "BallPlay-M" / "layup" / "031_015pickle_layup_001_001.pt"
+GETUP = SHARED / "BallPlay-V2" / "getup" / "000_021pickle_getup_1.pt"
+DEMO = REPO / "data" / "motions" / "demo"
+
+ENV_SCENARIOS = {"layup_ids": (LAYUP, False), "layup_masked": (LAYUP, True), "getup_ids": (GETUP, False)}
+ENV_STEPS = 200
+LOSS_TAGS = ("losses/a_loss", "losses/c_loss", "losses/bounds_loss", "info/kl")
+
+
+def platform_key() -> str:
+    import mujoco
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"torch {torch.__version__} | mujoco {mujoco.__version__} | {platform.machine()} | {cpu}"
+
+
+def env_fingerprint(clip: Path, masked: bool) -> dict:
+    from envs import SkillEnv, SkillEnvConfig
+    from skillmimic.motion import MotionLibrary
+    from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
+
+    cfg = SkillEnvConfig(num_envs=4, seed=0, masked_resets=masked)
+    sim = MujocoCPUSimulator(cfg.num_envs)
+    env = SkillEnv(cfg, MotionLibrary(clip), sim)
+    gen = torch.Generator().manual_seed(1234)
+    digest = hashlib.sha256()
+    sums, rewards, dones = [], [], 0
+    try:
+        obs = env.reset()
+        digest.update(obs.numpy().tobytes())
+        sums.append(float(obs.double().sum()))
+        for _ in range(ENV_STEPS):
+            action = torch.rand(cfg.num_envs, env.num_actions, generator=gen) * 2.0 - 1.0
+            obs, reward, done, _ = env.step(0.5 * action)
+            for t in (obs, reward, done):
+                digest.update(t.numpy().tobytes())
+            sums.append(float(obs.double().sum()))
+            rewards.append(float(reward.double().sum()))
+            dones += int(done.sum())
+    finally:
+        env.close()
+    return {"sha256": digest.hexdigest(), "obs_sums": sums, "reward_sums": rewards, "dones": dones}
+
+
+def train_fingerprint(out: Path) -> dict:
+    from hydra import compose, initialize_config_dir
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from skillmimic.rl.config import CONFIG_DIR, register_configs
+    from skillmimic.rl.runner import train
+    from skillmimic.rl.checkpoint import load_checkpoint
+
+    overrides = {"motion.path": str(DEMO), "num_envs": 4, "train.network.units": "[64,64]",
+                 "train.minibatch_size": 64, "output_dir": str(out), "experiment": "golden",
+                 "print_stats": "false", "torch_update_threads": 1, "max_epochs": 3, "seed": 42}
+    register_configs()
+    threads = torch.get_num_threads()
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=[f"{k}={v}" for k, v in overrides.items()])
+        result = train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    acc = EventAccumulator(str(result.run_dir / "summaries"))
+    acc.Reload()
+    state = load_checkpoint(result.checkpoint)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state["model"].items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {"weights_sha256": digest.hexdigest(),
+            "reward_per_step": [h["reward_per_step"] for h in result.history],
+            **{tag: [e.value for e in acc.Scalars(tag)] for tag in LOSS_TAGS}}
+
+
+def fingerprint(out: Path) -> dict:
+    return {"platform": platform_key(),
+            "env": {name: env_fingerprint(clip, masked) for name, (clip, masked) in ENV_SCENARIOS.items()},
+            "train": train_fingerprint(out)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    if not GOLDEN.is_file():
+        pytest.fail(f"{GOLDEN} is missing; record it with: python tests/test_behaviour_golden.py --write")
+    return json.loads(GOLDEN.read_text())
+
+
+def _compare(now: dict, then: dict, exact: bool, what: str) -> None:
+    hashes = [k for k in then if "sha256" in k]
+    if exact:
+        for k in hashes:
+            assert now[k] == then[k], f"{what}: {k} changed on the recording platform (behaviour is not bit-identical)"
+    for k, v in then.items():
+        if k in hashes:
+            continue
+        assert now[k] == pytest.approx(v, rel=1e-4, abs=1e-6), f"{what}: {k} differs from the recorded run"
+
+
+@pytest.mark.skipif(not (LAYUP.is_file() and GETUP.is_file()), reason="shared BallPlay clips not present")
+@pytest.mark.parametrize("scenario", list(ENV_SCENARIOS))
+def test_skill_env_steps_are_unchanged(golden, scenario):
+    clip, masked = ENV_SCENARIOS[scenario]
+    now = env_fingerprint(clip, masked)
+    assert now["dones"] > 0, "the fingerprint must cover resets"
+    _compare(now, golden["env"][scenario], golden["platform"] == platform_key(), f"env {scenario}")
+
+
+def test_three_training_epochs_are_unchanged(golden, tmp_path):
+    now = train_fingerprint(tmp_path)
+    assert len(now["reward_per_step"]) == 3
+    _compare(now, golden["train"], golden["platform"] == platform_key(), "train")
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/test_behaviour_golden.py --write   (records the fingerprint on purpose)")
+    sys.path.insert(0, str(REPO))        # run as a script from anywhere: import this checkout
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        record = fingerprint(Path(tmp))
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {GOLDEN} ({record['platform']})")
