@@ -29,6 +29,7 @@ import torch
 
 from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary, ReferenceFrame
+from skillmimic.motion.skills import BODY_ONLY_LABELS, NO_TERMINATION_LABELS
 from skillmimic.observations import NUM_SKILLS, scene_obs, skill_one_hot
 from skillmimic.profiling import StageTimer
 from skillmimic.rewards import RewardInputs, RewardWeights, interaction_reward
@@ -46,11 +47,11 @@ class SkillEnvConfig:
     reward: RewardWeights = field(default_factory=RewardWeights)
     action_scale: float = math.pi
     seed: int | None = None
-    # SkillMimic-V2's label rules: skills without the ball (0 getup, 10 run without ball) are
-    # rewarded by the body term alone and start with the ball on the floor 1.5-5 m away; getup
-    # has no early termination (it starts on the floor). Read when the env is built.
-    body_only_labels: tuple[int, ...] = (0, 10)
-    no_termination_labels: tuple[int, ...] = (0,)
+    # SkillMimic-V2's label rules (skillmimic/motion/skills.py): skills without the ball (getup,
+    # run without ball) are rewarded by the body term alone and start with the ball on the floor
+    # 1.5-5 m away; getup has no early termination (it starts on the floor). Read when the env is built.
+    body_only_labels: tuple[int, ...] = BODY_ONLY_LABELS
+    no_termination_labels: tuple[int, ...] = NO_TERMINATION_LABELS
     # Reset finished worlds by mask (no host sync; every step draws starts for all worlds and
     # keeps those of the finished ones) or by ids (``done.nonzero()``: the host waits for the
     # device, but only finished worlds are redrawn). None: masks on CUDA, ids on the CPU, where

@@ -44,6 +44,7 @@ from .assets.mjcf import BallConfig
 from .assets.skeleton import SKELETON_BALLPLAY
 from .kinematics import forward_kinematics
 from .motion import columns as C
+from .motion.skills import clip_file_name
 from .rotations import (
     expmap_to_hinge, expmap_to_quat, heading_yaw, hinge_to_expmap, quat_mul, quat_rotate, quat_to_expmap,
     yaw_quat,
@@ -411,8 +412,8 @@ def hold_clip(duration: float = 2.0, palm_clearance: float = DribbleParams.palm_
 
 
 CLIPS = {
-    "001_demo_hold_1.pt": hold_clip,
-    "013_demo_dribble_1.pt": dribble_clip,
+    clip_file_name("pickup", "demo_hold_1"): hold_clip,
+    clip_file_name("run", "demo_dribble_1"): dribble_clip,
 }
 
 

@@ -32,10 +32,12 @@ import torch
 
 from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..kinematics import forward_kinematics
+from ..motion.skills import BODY_ONLY_LABELS
 from ..rotations import heading_yaw, hinge_to_matrix, matrix_to_quat, quat_to_matrix
 
-# Locomotion classes (getup, run without ball): pose-only similarity with a root-height term.
-LOCOMOTION_LABELS = (0, 10)
+# Locomotion classes (the skill table's body-only skills: getup, run without ball): pose-only
+# similarity with a root-height term.
+LOCOMOTION_LABELS = BODY_ONLY_LABELS
 NUM_JOINTS = 52
 
 

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..motion.skills import label_of
 from ..rotations import quat_normalize
 from ..state import JointState
 from .similarity import (
@@ -39,7 +40,7 @@ from .similarity import (
     similarity_cost, state_features,
 )
 
-GETUP_LABEL = 0
+GETUP_LABEL = label_of("getup")
 
 
 @dataclass

@@ -52,6 +52,7 @@ from typing import Callable, List, Optional
 
 import torch
 
+from ..motion.skills import check_label, label_of
 from .metrics import nar_over_rounds, tracking_metrics
 from .success import (
     CRITERIA, DEFAULT_SKILL_CRITERIA, SuccessThresholds, SuccessTracker, criterion_name, criterion_steps,
@@ -108,7 +109,7 @@ class UnstableStart:
     root_lin_vel: float = 1.0      # m/s, U(-w, w) per axis (amplitude not in the facts: our choice)
     root_ang_vel: float = 1.0      # rad/s, U(-w, w) per axis (idem)
     clearance: float = 0.05        # m: the root is lifted until the lowest body centre is this high
-    label: int = 0                 # condition and score label (000 getup)
+    label: int = label_of("getup") # condition and score label (000 getup)
 
 
 #: Extra scenarios ``eval.scenarios`` can ask for.
@@ -151,7 +152,7 @@ class EvalSettings:
             if not sep or not label.isdigit() or name not in CRITERIA:
                 raise ValueError(f"criteria entry {entry!r} must look like 'label:criterion' with a criterion "
                                  f"from {CRITERIA}, e.g. '2:pickup'")
-            table[int(label)] = name
+            table[check_label(label, f"eval.criteria entry {entry!r}: label")] = name
         return table
 
     def parsed_transitions(self) -> list[tuple[int, int]]:
@@ -161,7 +162,7 @@ class EvalSettings:
             parts = str(t).replace(" ", "").replace("->", ":").split(":")
             if len(parts) != 2 or not all(p.isdigit() for p in parts):
                 raise ValueError(f"transition {t!r} must look like 'A->B' or 'A:B' with skill labels, e.g. '11->13'")
-            out.append((int(parts[0]), int(parts[1])))
+            out.append(tuple(check_label(p, f"eval.transitions entry {t!r}: label") for p in parts))
         return out
 
     def check(self) -> None:
@@ -173,6 +174,9 @@ class EvalSettings:
         bad = [x for x in self.scenarios if x not in EXTRA_SCENARIOS]
         if bad:
             raise ValueError(f"eval.scenarios: unknown {bad}; choose from {list(EXTRA_SCENARIOS)}")
+        for i, x in enumerate(self.skills or []):
+            check_label(x, f"eval.skills[{i}]")
+        check_label(self.unstable_start.label, "eval.unstable_start.label")
         if self.short_rounds not in SHORT_ROUNDS:
             raise ValueError(f"eval.short_rounds must be one of {SHORT_ROUNDS}, got {self.short_rounds!r}")
         rp = self.random_pick

@@ -38,15 +38,15 @@ from typing import Mapping, Sequence
 
 import torch
 
+from ..motion.skills import SKILL_CRITERIA
+
 CRITERIA: tuple[str, ...] = ("run", "layup", "shot", "pickup", "getup", "run_no_object")
 
-#: Skill label -> criterion. V2's labels (000 getup, 001 pickup, 009 shot, 010 run without
-#: ball, 011/012/013 dribble left/right/forward, 031 layup, 034 turnaround layup), plus
-#: BallPlay-M's three shot styles (005-007), which are shots scored like V2's 009.
-DEFAULT_SKILL_CRITERIA: dict[int, str] = {
-    0: "getup", 1: "pickup", 5: "shot", 6: "shot", 7: "shot", 9: "shot", 10: "run_no_object",
-    11: "run", 12: "run", 13: "run", 31: "layup", 34: "layup",
-}
+#: Skill label -> criterion, from the skill table (skillmimic/motion/skills.py): V2's labels
+#: (000 getup, 001 pickup, 009 shot, 010 run without ball, 011/012/013 dribble left/right/forward,
+#: 031 layup, 034 turnaround layup), plus BallPlay-M's three shot styles (005-007), which are
+#: shots scored like V2's 009.
+DEFAULT_SKILL_CRITERIA: dict[int, str] = dict(SKILL_CRITERIA)
 
 
 @dataclass

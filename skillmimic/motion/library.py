@@ -25,6 +25,7 @@ from ..state import JointState
 from . import columns as C
 from .io import PathLike, clip_label, find_clips, load_clip, skill_name, warn_duplicate_clips
 from .reference import ClipReference, convert_clip, sign_smooth, wrap_angle
+from .skills import SKILLS
 
 # Fields of the flat per-frame storage that are interpolated linearly / by slerp.
 _LINEAR = ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "ball_pos",
@@ -35,8 +36,6 @@ _STATE_FIELDS = tuple(f.name for f in fields(JointState))
 
 # Frames per FK call at load: bounds peak memory (float64 rotation matrices) on big sets.
 _FK_CHUNK = 8192
-# Sampling weight multiplier of the pick-up skill (label 1) in the original.
-_PICK_LABEL, _PICK_WEIGHT = 1, 2.0
 
 
 @dataclass
@@ -159,11 +158,13 @@ class MotionLibrary:
         return torch.isin(self.clip_labels, wanted).nonzero().flatten()
 
     def default_clip_weights(self) -> torch.Tensor:
-        """The original's clip weights: 1 / (clips sharing the label), pick-up (label 1) x2,
-        so every skill is drawn about equally however many clips it has."""
+        """The original's clip weights: 1 / (clips sharing the label), times the skill table's
+        ``clip_weight`` (pick-up x2), so every skill is drawn about equally however many clips it has."""
         _, inverse, counts = torch.unique(self.clip_labels, return_inverse=True, return_counts=True)
         w = 1.0 / counts[inverse].to(torch.float64)
-        w = torch.where(self.clip_labels == _PICK_LABEL, w * _PICK_WEIGHT, w)
+        for s in SKILLS:
+            if s.clip_weight != 1.0:
+                w = torch.where(self.clip_labels == s.label, w * s.clip_weight, w)
         return w.to(self.dtype)
 
     def clip_fk_error(self) -> torch.Tensor:

@@ -376,6 +376,21 @@ def resolve_max_epochs(cfg: Config) -> int:
     return budget
 
 
+def _check_labels(cfg: Config) -> None:
+    """Skill labels chosen in the task YAML must be rows of the skill table (skillmimic/motion/skills.py)."""
+    from skillmimic.motion.skills import check_label
+
+    chosen = [(f"task.{key}[{i}]", x) for key in ("body_only_labels", "no_termination_labels")
+              for i, x in enumerate(getattr(cfg.task, key))]
+    if cfg.task.hlc is not None:
+        chosen += [(f"task.hlc.control_mapping[{i}]", x) for i, x in enumerate(cfg.task.hlc.control_mapping)]
+    for key, value in chosen:
+        try:
+            check_label(value, key)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
 def validate(cfg: Config) -> None:
     """Checks that need more than types; each error names the knob to change."""
     if cfg.torch_threads < 1:
@@ -422,6 +437,7 @@ def validate(cfg: Config) -> None:
 
     for clip in find_clips(resolve_motion_path(cfg.motion)):   # names only: a bad label fails before any work
         clip_label(clip)
+    _check_labels(cfg)
     if cfg.task.hlc is not None:
         from .hlc import validate_hlc
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-NUM_SKILLS = 64
+from ..motion.skills import check_label, label_of
 
 #: GLFW key codes of the named keys (printable keys are their upper-case ASCII code).
 _NAMED = {
@@ -30,10 +30,10 @@ _NAMED = {
     **{f"F{i}": 289 + i for i in range(1, 13)},
 }
 
-DEFAULT_SKILL_KEYS: dict[str, int] = {
-    "LEFT": 11, "RIGHT": 12, "UP": 13, "Q": 1, "W": 2, "E": 31, "X": 32, "C": 33, "R": 34, "B": 35,
-    "0": 0, "1": 10,
-}
+DEFAULT_SKILL_KEYS: dict[str, int] = {key: label_of(name) for key, name in {
+    "LEFT": "lrun", "RIGHT": "rrun", "UP": "run", "Q": "pickup", "W": "rebound", "E": "layup", "X": "label_032",
+    "C": "label_033", "R": "turnlayup", "B": "label_035", "0": "getup", "1": "run_no_object",
+}.items()}
 
 
 def key_code(name: str) -> int:
@@ -73,10 +73,7 @@ class KeyMap:
             out[code] = (action, label)
 
         for name, label in self.skills.items():
-            label = int(label)
-            if not 0 <= label < NUM_SKILLS:
-                raise ValueError(f"key {name!r}: skill label must be in [0, {NUM_SKILLS}), got {label}")
-            bind(name, "skill", label)
+            bind(name, "skill", check_label(label, f"keymap.skills.{name}"))
         bind(self.pause, "pause")
         bind(self.reset, "reset")
         return out
@@ -86,7 +83,8 @@ class KeyMap:
         unknown = set(m) - {"skills", "pause", "reset"}
         if unknown:
             raise ValueError(f"unknown keymap entries {sorted(unknown)}; expected skills, pause, reset")
-        km = cls(skills={str(k): int(v) for k, v in dict(m.get("skills", DEFAULT_SKILL_KEYS)).items()},
+        skills = dict(m.get("skills", DEFAULT_SKILL_KEYS))
+        km = cls(skills={str(k): check_label(v, f"keymap.skills.{k}") for k, v in skills.items()},
                  pause=str(m.get("pause", "SPACE")), reset=str(m.get("reset", "BACKSPACE")))
         km.codes()
         return km
