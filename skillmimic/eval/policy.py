@@ -24,7 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..rl.checkpoint import CheckpointError, load_checkpoint
-from ..rl.config import Config, resolve_motion_path
+from ..rl.config import Config, load_run_config, resolve_motion_path
 
 _COMPILED_PREFIX = "_orig_mod."
 
@@ -34,8 +34,7 @@ def run_config_of(state: dict) -> Optional[Config]:
     text = state.get("run_config")
     if not text:
         return None
-    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
-    return OmegaConf.to_object(merged)
+    return OmegaConf.to_object(load_run_config(text))
 
 
 def checkpoint_weights(state: dict) -> dict:

@@ -120,7 +120,7 @@ SHORT_ROUNDS: tuple[str, ...] = ("omit", "flag", "error")
 
 @dataclass
 class EvalSettings:
-    """Everything :func:`evaluate` does; ``cfg/eval.yaml`` maps onto it (``eval.*``)."""
+    """Everything :func:`evaluate` does, with every default; ``cfg/eval.yaml``'s ``eval.*`` overrides it."""
 
     rounds: int = 10
     episode_length: int = 600

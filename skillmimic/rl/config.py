@@ -7,12 +7,16 @@ library's own dataclasses (:class:`~envs.skill.SkillEnvConfig`,
 :class:`~skillmimic.assets.mjcf.SceneConfig`, :class:`~skillmimic.rewards.RewardWeights`)
 instead of raw dicts travelling through the code.
 
+One source of truth: these dataclasses (and the ones they nest) hold every default; a YAML
+file under ``cfg/`` carries only what its option changes (tests/test_config_defaults.py).
+
 Groups (``cfg/<group>/<option>.yaml``): ``task`` (:class:`TaskConfig`), ``train``
 (:class:`PPOConfig`), ``sim`` (:class:`SimConfig`), ``motion`` (:class:`MotionConfig`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -38,8 +42,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class TaskConfig:
-    """The skill-imitation task. Converts to :class:`SkillEnvConfig` (``num_envs`` and
-    ``seed`` come from the top level, so they are set in one place only)."""
+    """The skill-imitation task. Converts to :class:`SkillEnvConfig` (or an HLC env config) by
+    field name (:meth:`env_config`); the env's fields declared here take their defaults from it.
+    ``num_envs`` and ``seed`` come from the top level, so they are set in one place only."""
 
     name: str = "skill"
     # The original's training budget for this task (V1 skill 50,000; the task files set V2
@@ -76,13 +81,27 @@ class TaskConfig:
             raise ConfigError(f"task.state_init must be >= 2 (frames 0 and 1 have no velocity), got {frame}")
         return frame
 
-    def env_config(self, num_envs: int, seed: Optional[int]) -> SkillEnvConfig:
-        return SkillEnvConfig(
-            num_envs=num_envs, episode_length=self.episode_length, state_init=self.parsed_state_init(),
-            enable_early_termination=self.enable_early_termination,
-            termination_height=self.termination_height, reward=dataclasses.replace(self.reward),
-            action_scale=self.action_scale, seed=seed,
-            body_only_labels=tuple(self.body_only_labels), no_termination_labels=tuple(self.no_termination_labels))
+    def env_config(self, num_envs: int, seed: Optional[int], schema: type = SkillEnvConfig):
+        """The env config (``schema``: :class:`SkillEnvConfig`, or an HLC task's) of this task node:
+        its same-named fields copied by :func:`copy_fields`, the start frame parsed."""
+        return copy_fields(schema, self, num_envs=num_envs, seed=seed, state_init=self.parsed_state_init())
+
+
+def copy_fields(schema: type, source: Any, **values: Any):
+    """An instance of the dataclass ``schema``: each field from ``values``, else from the
+    same-named attribute of ``source`` (a deep copy; a list becomes a tuple where the schema's
+    default is a tuple), else the schema's default.
+
+    Why by name: a config node and the object it configures share their field names, so a
+    new field is added to both and needs no converter edit."""
+    kwargs = {}
+    for f in dataclasses.fields(schema):
+        if f.name in values:
+            kwargs[f.name] = values[f.name]
+        elif hasattr(source, f.name):
+            value = copy.deepcopy(getattr(source, f.name))
+            kwargs[f.name] = tuple(value) if isinstance(value, list) and isinstance(f.default, tuple) else value
+    return schema(**kwargs)
 
 
 @dataclass
@@ -177,7 +196,6 @@ class Config:
     output_dir: str = "outputs"          # runs go to <output_dir>/<experiment>/<timestamp>/{nn,summaries}
     resume: Optional[str] = None         # path to a checkpoint (.pth) to continue from
     llc_checkpoint: Optional[str] = None # HLC tasks: the frozen skill policy (a skill training checkpoint)
-    headless: bool = True                # training never opens a viewer; kept for the play/viewer tools
     print_stats: bool = True             # one console line per epoch
     # Several processes: launch with torchrun (one process per GPU), e.g.
     #   torchrun --nproc_per_node=4 train.py multi_gpu=true device=cuda sim=mjwarp num_envs=4096
@@ -190,6 +208,22 @@ class Config:
     # CPU threads for torch during the PPO update (0: one per core). The simulator's threads
     # are idle then, so the update may use every core; stepping goes back to torch_threads.
     torch_update_threads: int = 0
+
+
+#: Keys older runs saved in their run configuration that this schema no longer has (``headless``:
+#: never read). Dropped when such a configuration is loaded, so old checkpoints still resume and evaluate.
+RETIRED_KEYS: tuple[str, ...] = ("headless",)
+
+
+def load_run_config(text: str):
+    """A run configuration saved with a checkpoint (YAML text) merged onto the schema, as a
+    typed DictConfig; keys in :data:`RETIRED_KEYS` are dropped first."""
+    from omegaconf import OmegaConf
+
+    saved = OmegaConf.create(text)
+    for key in RETIRED_KEYS:
+        saved.pop(key, None)
+    return OmegaConf.merge(OmegaConf.structured(Config), saved)
 
 
 def register_configs() -> None:

@@ -52,10 +52,7 @@ def hlc_env_config(task: TaskConfig, num_envs: int, seed: int | None) -> HLCEnvC
     """The HLC env config of an HLC task node (``task.hlc`` set)."""
     if task.hlc is None:
         raise ConfigError(f"task {task.name!r} is not an HLC task (task.hlc is null)")
-    return HLCEnvConfig(num_envs=num_envs, episode_length=task.episode_length, state_init=task.parsed_state_init(),
-                        enable_early_termination=task.enable_early_termination,
-                        termination_height=task.termination_height, action_scale=task.action_scale, seed=seed,
-                        hlc=dataclasses.replace(task.hlc))
+    return task.env_config(num_envs, seed, HLCEnvConfig)
 
 
 def create_hlc_env(env_cfg: HLCEnvConfig, motion_path: str, llc_checkpoint: str, sim_backend: str = "mujoco",

@@ -35,8 +35,8 @@ from omegaconf import OmegaConf
 
 from .agent import SkillMimicAgent
 from .checkpoint import load_checkpoint
-from .config import (Config, ConfigError, distributed_rank, override_key, resolve_device, resolve_max_epochs,
-                     resolve_minibatch, resolve_motion_path, unknown_keys, validate)
+from .config import (Config, ConfigError, distributed_rank, load_run_config, override_key, resolve_device,
+                     resolve_max_epochs, resolve_minibatch, resolve_motion_path, unknown_keys, validate)
 from .distributed import broadcast_object, init_distributed
 from .registry import AGENT_NAME, ENV_NAME, MODEL_NAME, NETWORK_NAME, make_runner
 
@@ -210,7 +210,7 @@ def resume_config(cfg: Config, ckpt: Path, state: dict, overrides: Sequence[str]
               flush=True)
         return cfg
     try:
-        original = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
+        original = load_run_config(text)
     except Exception as e:    # noqa: BLE001 -- an old or hand-edited YAML: name it
         raise ConfigError(f"resume={ckpt}: its run configuration ({source}) does not fit this version's "
                           f"schema: {str(e).splitlines()[0]}") from None

@@ -5,7 +5,7 @@
 
 Uses ``mujoco.viewer.launch_passive`` (GLFW; needs a display): this process owns the loop,
 steps the env (or the replay) at 60 Hz and copies world 0 into the viewer's scene. Keys
-come from ``cfg/viewer.yaml`` (:mod:`.keymap`; defaults there): arrows/Q/W/E/X/C/R/B/0/1
+come from ``cfg/viewer.yaml`` (defaults in :mod:`.keymap`): arrows/Q/W/E/X/C/R/B/0/1
 pick a skill, SPACE pauses, BACKSPACE resets. In policy mode a skill key conditions every
 env on that skill (the policy's one-hot) until the next reset; in dataset mode it jumps to
 the next clip of that skill. The ball is red while its contact flag is set (simulated
