@@ -17,7 +17,7 @@ import torch
 from envs import SkillEnv, SkillEnvConfig
 from skillmimic.eval.app import overridden_groups
 from skillmimic.eval.runner import (
-    EvalSettings, Perturbation, Push, clip_peak_ball_height, evaluate, perturb_state, push_state,
+    EvalSettings, Perturbation, Push, clip_peak_ball_height, evaluate, perturb_state_uniform, push_state,
 )
 from skillmimic.motion import MotionLibrary
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
@@ -247,8 +247,8 @@ def test_random_pick_and_getup_scenarios_place_ball_and_humanoid(demo_motion):
 def test_perturb_and_push_are_bounded_and_seeded(motion):
     st = motion.clip_frames(0).state[:8]
     p = Perturbation(dof_pos=0.1, root_lin_vel=0.5, root_ang_vel=0.0, ball_pos=0.05)
-    a = perturb_state(st, p, torch.Generator().manual_seed(3))
-    b = perturb_state(st, p, torch.Generator().manual_seed(3))
+    a = perturb_state_uniform(st, p, torch.Generator().manual_seed(3))
+    b = perturb_state_uniform(st, p, torch.Generator().manual_seed(3))
     torch.testing.assert_close(a.dof_pos, b.dof_pos)
     d = (a.dof_pos - st.dof_pos).abs()
     assert d.max() <= 0.1 + 1e-6 and d.mean() > 0.03

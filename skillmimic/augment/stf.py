@@ -28,7 +28,7 @@ Deliberate choices where the original is flagged (facts §3.2):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -66,14 +66,6 @@ class STFNoise:
 def default_getup_noise() -> STFNoise:
     """Getup (label 0) starts are noised much harder in height and orientation (facts §3.1)."""
     return STFNoise(root_z=1.0, root_quat=1.0)
-
-
-@dataclass
-class STFConfig:
-    noise: STFNoise = field(default_factory=STFNoise)
-    getup_noise: STFNoise = field(default_factory=default_getup_noise)
-    ball_weights: SimilarityWeights = STF_BALL
-    locomotion_weights: SimilarityWeights = STF_LOCOMOTION
 
 
 def _scale(labels: torch.Tensor, noise: STFNoise, getup: STFNoise, name: str, dtype) -> torch.Tensor:

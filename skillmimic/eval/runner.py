@@ -53,6 +53,7 @@ from typing import Callable, List, Optional
 import torch
 
 from ..motion.skills import check_label, label_of
+from ..sampling import symmetric_uniform, uniform
 from .metrics import nar_over_rounds, tracking_metrics
 from .success import (
     CRITERIA, DEFAULT_SKILL_CRITERIA, SuccessThresholds, SuccessTracker, criterion_name, criterion_steps,
@@ -361,19 +362,14 @@ def clip_peak_ball_height(motion) -> torch.Tensor:
     return out.scatter_reduce(0, clip_of_frame, z, reduce="amax")
 
 
-def _uniform(gen: torch.Generator, shape, width: float, like: torch.Tensor) -> torch.Tensor:
-    u = torch.rand(shape, generator=gen, dtype=torch.float32)
-    return ((2 * u - 1) * width).to(like.device, like.dtype)
-
-
-def perturb_state(state, p: Perturbation, gen: torch.Generator):
-    """A copy of ``state`` (JointState) with uniform noise per :class:`Perturbation`."""
+def perturb_state_uniform(state, p: Perturbation, gen: torch.Generator):
+    """A copy of ``state`` (JointState) with uniform noise U(-w, w) per :class:`Perturbation`
+    (evaluation's jitter and perturbed starts; SkillMimic-V2's STF training noise is the
+    label-dependent Gaussian :func:`skillmimic.augment.stf.perturb_state`). Draws on the CPU."""
     st = state.clone()
-    n = st.num_worlds
-    st.dof_pos = st.dof_pos + _uniform(gen, st.dof_pos.shape, p.dof_pos, st.dof_pos)
-    st.root_lin_vel = st.root_lin_vel + _uniform(gen, (n, 3), p.root_lin_vel, st.root_lin_vel)
-    st.root_ang_vel = st.root_ang_vel + _uniform(gen, (n, 3), p.root_ang_vel, st.root_ang_vel)
-    st.ball_pos = st.ball_pos + _uniform(gen, (n, 3), p.ball_pos, st.ball_pos)
+    for name in ("dof_pos", "root_lin_vel", "root_ang_vel", "ball_pos"):
+        x = getattr(st, name)
+        setattr(st, name, x + symmetric_uniform(getattr(p, name), x.shape, gen).to(x))
     return st
 
 
@@ -395,16 +391,14 @@ def random_pick_state(state, p: RandomPick, gen: torch.Generator):
     n = st.num_worlds
     like = st.ball_pos
 
-    def u(lo, hi):
-        return (lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float32)).to(like.device, like.dtype)
-
-    radius, angle, height = u(p.radius_min, p.radius_max), u(0.0, 2 * math.pi), u(p.height_min, p.height_max)
+    radius, angle, height = (uniform(lo, hi, n, gen).to(like) for lo, hi in
+                             ((p.radius_min, p.radius_max), (0.0, 2 * math.pi), (p.height_min, p.height_max)))
     ball = st.root_pos.clone()
     ball[:, 0] += radius * torch.cos(angle)
     ball[:, 1] += radius * torch.sin(angle)
     ball[:, 2] = height
     st.ball_pos = ball
-    st.ball_lin_vel = _uniform(gen, (n, 3), p.speed, like)
+    st.ball_lin_vel = symmetric_uniform(p.speed, (n, 3), gen).to(like)
     st.ball_ang_vel = torch.zeros_like(st.ball_ang_vel)
     return st
 
@@ -415,11 +409,10 @@ def unstable_start_state(state, p: UnstableStart, gen: torch.Generator):
     (that needs forward kinematics: :func:`lift_clear_of_floor`)."""
     st = state.clone()
     n = st.num_worlds
-    u = torch.rand(st.dof_pos.shape, generator=gen, dtype=torch.float32)
-    st.dof_pos = (u * p.dof_max).to(st.dof_pos.device, st.dof_pos.dtype)
+    st.dof_pos = uniform(0.0, p.dof_max, st.dof_pos.shape, gen).to(st.dof_pos)
     st.dof_vel = torch.zeros_like(st.dof_vel)
-    st.root_lin_vel = _uniform(gen, (n, 3), p.root_lin_vel, st.root_lin_vel)
-    st.root_ang_vel = _uniform(gen, (n, 3), p.root_ang_vel, st.root_ang_vel)
+    st.root_lin_vel = symmetric_uniform(p.root_lin_vel, (n, 3), gen).to(st.root_lin_vel)
+    st.root_ang_vel = symmetric_uniform(p.root_ang_vel, (n, 3), gen).to(st.root_ang_vel)
     return st
 
 
@@ -665,12 +658,12 @@ def _scenario(env, policy, prep: _Prepared, s: EvalSettings, criteria: dict, bar
 
 def _specs(env, s: EvalSettings, labels: list[int], criteria: dict) -> list[_Spec]:
     """The scenarios of ``s``, in report order."""
-    jitter = (lambda st, g: perturb_state(st, s.jitter, g)) if s.jitter.active else None
+    jitter = (lambda st, g: perturb_state_uniform(st, s.jitter, g)) if s.jitter.active else None
     specs = [_Spec("skill", lab, lab, s.rounds, start=jitter) for lab in labels]
     specs += [_Spec("transition", a, b, s.rounds, condition=b, start=jitter) for a, b in s.parsed_transitions()]
     if s.robustness:
-        specs += [_Spec("perturbed", lab, lab, s.robustness_rounds, start=lambda st, g: perturb_state(st, s.perturb, g))
-                  for lab in labels]
+        perturb = lambda st, g: perturb_state_uniform(st, s.perturb, g)      # noqa: E731
+        specs += [_Spec("perturbed", lab, lab, s.robustness_rounds, start=perturb) for lab in labels]
         if s.push.interval > 0:
             specs += [_Spec("push", lab, lab, s.robustness_rounds, push=s.push) for lab in labels]
     if "random_pick" in s.scenarios:
@@ -741,6 +734,6 @@ def evaluate(env, policy: Policy, settings: EvalSettings | None = None, meta: di
 
 
 __all__ = ["EvalSettings", "Perturbation", "Push", "RandomPick", "UnstableStart", "ScenarioResult", "EvalReport",
-           "evaluate", "begin_test_episodes", "clip_peak_ball_height", "perturb_state", "push_state",
+           "evaluate", "begin_test_episodes", "clip_peak_ball_height", "perturb_state_uniform", "push_state",
            "random_pick_state", "unstable_start_state", "lift_clear_of_floor", "spread_start_frames",
            "EXTRA_SCENARIOS", "SHORT_ROUNDS"]

@@ -105,14 +105,24 @@ def diag_gaussian_kl(mu0: torch.Tensor, sigma0: torch.Tensor, mu1: torch.Tensor,
 
 
 class ShuffledPPODataset(datasets.PPODataset):
-    """PPODataset that draws a fresh permutation at the start of every pass (index 0)."""
+    """PPODataset with exactly one fresh permutation per pass over the minibatches (one
+    mini-epoch), for both agents: rl-games' discrete agent calls :meth:`apply_permutation`
+    before every pass, its continuous agent never does, so a pass that starts (index 0)
+    without one draws it then."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, permute=True, **kwargs)
+        self._permuted = False
+
+    def apply_permutation(self):
+        super().apply_permutation()
+        self._permuted = True
 
     def _get_item(self, idx):
         if idx == 0:
-            self.apply_permutation()
+            if not self._permuted:
+                self.apply_permutation()
+            self._permuted = False
         return super()._get_item(idx)
 
 

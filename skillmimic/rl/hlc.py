@@ -13,7 +13,7 @@ What differs from skill training, and why:
   from it), resume, SIGINT/SIGTERM handling. Those methods only use state that rl-games'
   common base holds, so both agents mix in :class:`~.agent.RunManagement`; the skill agent
   itself cannot be subclassed because its continuous base reads Box bounds.
-  Minibatches are reshuffled every mini-epoch.
+  Minibatches are reshuffled every mini-epoch (the skill agent's :class:`~.agent.ShuffledPPODataset`).
 * **Loss**: rl-games' discrete loss is ``actor + 0.5 * critic_coef * critic``; the original
   HLC agent's is ``actor + critic_coef * critic``, so rl-games gets twice the configured
   ``train.critic_coef``.
@@ -28,13 +28,13 @@ import torch
 from gymnasium import spaces
 from omegaconf import OmegaConf
 from rl_games.algos_torch import a2c_discrete
-from rl_games.common import datasets, env_configurations, vecenv
+from rl_games.common import env_configurations, vecenv
 from torch import nn
 
 from envs.hlc import HLCEnv, HLCEnvConfig, LLCCheckpointError, load_llc, make_hlc_env
 from skillmimic.assets.mjcf import SceneConfig
 
-from .agent import RunManagement
+from .agent import RunManagement, ShuffledPPODataset
 from .network import SeparateActorCritic, builder_for
 from .vecenv import SkillVecEnv
 from .config import Config, ConfigError, TaskConfig, resolve_path
@@ -105,8 +105,8 @@ class HLCAgent(RunManagement, a2c_discrete.DiscreteA2CAgent):
 
     def __init__(self, base_name: str, params: dict):
         super().__init__(base_name, params)
-        self.dataset = datasets.PPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
-                                           self.ppo_device, self.seq_length, permute=True)
+        self.dataset = ShuffledPPODataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn,
+                                          self.ppo_device, self.seq_length)
 
     def train_epoch(self):
         """rl-games' discrete epoch, returned in the continuous agent's layout (no bound losses)."""
