@@ -6,10 +6,12 @@ changed in the schema cannot be silently shadowed by a stale copy in a YAML file
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from skillmimic.eval.app import EvalConfig
 from skillmimic.rl.config import CONFIG_DIR, Config, MotionConfig, PPOConfig, SimConfig, TaskConfig
+
+from helpers import compose
 
 GROUP_SCHEMA = {"task": TaskConfig, "train": PPOConfig, "sim": SimConfig, "motion": MotionConfig}
 TOP_SCHEMA = {"config.yaml": Config, "eval.yaml": EvalConfig}
@@ -96,15 +98,12 @@ def test_viewer_yaml_restates_no_default_key():
 def test_old_run_config_with_headless_still_loads():
     """``headless`` was retired from the schema; a checkpoint's saved run config that has it
     loads (the key dropped), while any other unknown key is still an error."""
-    from hydra import compose, initialize_config_dir
     from omegaconf.errors import ConfigKeyError
 
     from skillmimic.eval.policy import run_config_of
-    from skillmimic.rl.config import load_run_config, register_configs
+    from skillmimic.rl.config import load_run_config
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        saved = OmegaConf.to_yaml(compose("config", overrides=["num_envs=4"]))
+    saved = OmegaConf.to_yaml(compose(["num_envs=4"]))
     old = saved + "headless: true\n"
     cfg = run_config_of({"run_config": old})
     assert cfg.num_envs == 4 and not hasattr(cfg, "headless")

@@ -1,7 +1,6 @@
 """Generated demo clips: reproducible, in the BallPlay format, physically consistent."""
 
 import math
-import pathlib
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from skillmimic.kinematics import forward_kinematics
 from skillmimic.motion import columns as C
 from skillmimic.rotations import expmap_to_hinge, expmap_to_quat
 
-DEMO_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"
+from helpers import DEMO as DEMO_DIR
 G = data_gen.GRAVITY
 DT = 1.0 / C.FPS
 RADIUS = BallConfig().radius

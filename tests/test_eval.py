@@ -8,7 +8,6 @@ import json
 import math
 import runpy
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +21,8 @@ from skillmimic.eval.runner import (
 from skillmimic.motion import MotionLibrary
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import DEMO, REPO
 LAYUP = REPO.parent / "shared" / "data" / "motions" / "BallPlay-M" / "layup"
-DEMO = REPO / "data" / "motions" / "demo"
 # Checkpoint/CLI tests run on the shared layup, or on the repository's demo clips without it.
 SMOKE_MOTION = LAYUP if LAYUP.exists() else DEMO if any(DEMO.glob("*.pt")) else None
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-from test_train import needs_motion
+from helpers import needs_motion
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 @needs_motion

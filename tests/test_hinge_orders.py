@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -24,9 +23,7 @@ from skillmimic.rotations import (
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 from skillmimic.state import JointState
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / ".." / "shared" / "data" / "motions"
-DEMO = ROOT / "data" / "motions" / "demo"
+from helpers import DEMO, REPO as ROOT, SHARED_MOTIONS as DATA
 XYZ = SK.with_hinge_order("xyz")
 
 

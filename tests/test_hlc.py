@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from skillmimic.assets.mjcf import SceneConfig
 from skillmimic.observations import BALL_OBS, HUMANOID_OBS
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"
+from helpers import DEMO, SHARED_MOTIONS
 SCENE_OBS = HUMANOID_OBS + BALL_OBS
 
 
@@ -265,7 +264,7 @@ def test_layup_rim_height_config_and_the_unreachable_warning(caplog):
     assert len(warnings) == 1 and "cannot score" in warnings[0].getMessage()
 
 
-LAYUP_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "motions" / "BallPlay-M" / "layup"
+LAYUP_CLIP = SHARED_MOTIONS / "BallPlay-M" / "layup"
 
 
 @pytest.mark.skipif(not LAYUP_CLIP.exists(), reason="shared BallPlay-M data not present")

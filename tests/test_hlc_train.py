@@ -19,25 +19,13 @@ import torch
 
 from envs.hlc import LLC_OBS, LLCCheckpointError, TASKS, load_llc
 from skillmimic.rl.checkpoint import CheckpointError, load_checkpoint
-from skillmimic.rl.config import CONFIG_DIR, ConfigError, register_configs
+from skillmimic.rl.config import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "data" / "motions" / "demo"
+from helpers import DEMO, REPO, compose
 NUM_ENVS, HORIZON = 4, 16
 SCENE_OBS = 838
 # (max per-step reward of the task's formula, number of actions of its control mapping)
 TASK_FACTS = {"heading": (1.0, 3), "circling": (1.0, 3), "throwing": (1.0, 3), "layup": (2.7, 7)}
-
-
-def compose(overrides: list[str], config: str = "config"):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from skillmimic.eval.app import register_eval_config
-
-    register_configs()
-    register_eval_config()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config, overrides=overrides)
 
 
 def hlc_overrides(task: str, llc: Path | str, out: Path, **extra) -> list[str]:

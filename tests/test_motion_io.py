@@ -12,7 +12,7 @@ import torch.serialization
 from skillmimic.motion import MotionFileError, MotionLibrary, find_clips, load_clip
 from skillmimic.motion.io import clip_label, clip_sort_key, skill_name
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "motions"
+from helpers import DEMO, SHARED_MOTIONS as DATA
 
 
 def _clip(frames: int = 6) -> torch.Tensor:
@@ -199,7 +199,7 @@ def test_all_shared_clips_load():
 
 # ---------------------------------------------------------------- plausibility (real clips, modified)
 def _real_clip() -> Path:
-    for folder in (DATA / "BallPlay-M" / "layup", Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"):
+    for folder in (DATA / "BallPlay-M" / "layup", DEMO):
         clips = sorted(folder.glob("*.pt")) if folder.exists() else []
         if clips:
             return clips[0]

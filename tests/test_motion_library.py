@@ -18,7 +18,7 @@ from skillmimic.motion.reference import wrap_angle
 from skillmimic.rotations import expmap_to_quat, quat_conj, quat_mul, quat_to_expmap
 from skillmimic.state import JointState
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "motions"
+from helpers import SHARED_MOTIONS as DATA
 FPS = C.FPS
 
 

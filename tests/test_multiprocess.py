@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from test_train import compose, fast_overrides, needs_motion
+from helpers import compose, fast_overrides, needs_motion
 
 WORLD = 2
 

@@ -19,7 +19,7 @@ import torch
 
 from envs.skill import SkillEnvConfig, make_skill_env
 
-from test_train import MOTION, compose, fast_overrides, needs_motion
+from helpers import MOTION, compose, fast_overrides, needs_motion
 
 SYNC_METHODS = ("item", "cpu", "nonzero", "tolist", "numpy", "__bool__")
 # Checks that run only when the tensors live on the CPU (``device.type == "cpu"`` branches),

@@ -3,8 +3,6 @@ reference's forward kinematics, and that FK matches the recorded body positions 
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 import torch
 
@@ -12,7 +10,7 @@ from skillmimic.motion import MotionLibrary
 from skillmimic.rotations import matrix_to_quat
 from skillmimic.sim import make_simulator
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motions"
+from helpers import SHARED_MOTIONS as SHARED
 CLIPS = [SHARED / "BallPlay-M" / "layup", SHARED / "BallPlay-M" / "rrun"]
 
 

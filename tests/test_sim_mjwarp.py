@@ -18,7 +18,7 @@ pytest.importorskip("mujoco_warp")
 from skillmimic.sim import make_simulator  # noqa: E402
 from skillmimic.sim.mujoco_warp import MujocoWarpSimulator  # noqa: E402
 
-from test_sim_mujoco import random_state, standing_state  # noqa: E402
+from helpers import random_state, standing_state  # noqa: E402
 
 N = 4
 

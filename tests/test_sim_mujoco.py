@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import mujoco
 import numpy as np
 import pytest
@@ -12,35 +10,8 @@ import torch
 from skillmimic.rotations import quat_to_matrix, quat_rotate, quat_conj
 from skillmimic.sim import make_simulator
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
-from skillmimic.state import JointState
 
-
-def random_state(n: int, seed: int = 0) -> JointState:
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(n, 4, generator=g)
-    return JointState(
-        root_pos=torch.rand(n, 3, generator=g) + torch.tensor([0.0, 0.0, 1.0]),
-        root_quat=q / q.norm(dim=-1, keepdim=True),
-        root_lin_vel=torch.randn(n, 3, generator=g),
-        root_ang_vel=torch.randn(n, 3, generator=g),
-        dof_pos=torch.rand(n, 156, generator=g) * 2 - 1,
-        dof_vel=torch.randn(n, 156, generator=g),
-        ball_pos=torch.rand(n, 3, generator=g) + torch.tensor([2.0, 0.0, 1.0]),
-        ball_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
-        ball_lin_vel=torch.randn(n, 3, generator=g),
-        ball_ang_vel=torch.randn(n, 3, generator=g),
-    )
-
-
-def standing_state(n: int, ball_height: float = 1.5) -> JointState:
-    z = torch.zeros(n, 3)
-    return JointState(
-        root_pos=torch.tensor([0.0, 0.0, 0.96]).repeat(n, 1),
-        root_quat=torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0]).repeat(n, 1),
-        root_lin_vel=z, root_ang_vel=z, dof_pos=torch.zeros(n, 156), dof_vel=torch.zeros(n, 156),
-        ball_pos=torch.tensor([1.5, 1.5, ball_height]).repeat(n, 1),
-        ball_quat=torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1), ball_lin_vel=z, ball_ang_vel=z,
-    )
+from helpers import random_state, standing_state
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ BallPlay-M clips; numbers in docs/mjwarp.md):
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -41,10 +40,10 @@ from skillmimic.assets.skeleton import SKELETON_BALLPLAY  # noqa: E402
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator  # noqa: E402
 from skillmimic.sim.mujoco_warp import MujocoWarpSimulator  # noqa: E402
 
-from test_sim_mujoco import standing_state  # noqa: E402
+from helpers import SHARED_MOTIONS, standing_state  # noqa: E402
 
 N = 4   # the same world count and model as test_sim_mjwarp (the hoop test adds its box kernels)
-MOTIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "motions" / "BallPlay-M"
+MOTIONS = SHARED_MOTIONS / "BallPlay-M"
 FINGERTIPS = SKELETON_BALLPLAY.fingertip_ids
 FLAG_FORCE = 0.1          # N, the rewards' contact threshold
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 import torch
 
@@ -11,7 +9,7 @@ from envs import SkillEnv, SkillEnvConfig
 from skillmimic.motion import MotionLibrary
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motions"
+from helpers import SHARED_MOTIONS as SHARED
 LAYUP = SHARED / "BallPlay-M" / "layup"
 needs_data = pytest.mark.skipif(not LAYUP.exists(), reason="shared BallPlay data not present")
 

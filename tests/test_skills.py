@@ -3,7 +3,7 @@ it agrees with the data's file names, and labels chosen in configs are checked a
 
 import pytest
 
-from helpers import SHARED_MOTIONS, shared_motion
+from helpers import SHARED_MOTIONS, compose, shared_motion
 from skillmimic.eval.success import CRITERIA, DEFAULT_SKILL_CRITERIA
 from skillmimic.motion import clip_label, find_clips
 from skillmimic.motion.skills import (
@@ -49,16 +49,12 @@ def test_shared_data_labels_match_the_table():
 
 def test_config_labels_are_checked_against_the_table():
     """A task YAML's labels (V2 rules, HLC action sets) fail validation naming the key and value."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from skillmimic.rl.config import CONFIG_DIR, ConfigError, register_configs, validate
+    from skillmimic.rl.config import ConfigError, validate
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        bad_rule = OmegaConf.to_object(compose("config", overrides=["task.body_only_labels=[0,8]"]))
-        bad_hlc = OmegaConf.to_object(compose("config", overrides=["task=hlc_heading", "task.hlc.control_mapping=[12,70]",
-                                                                   "motion=demo"]))
+    bad_rule = OmegaConf.to_object(compose(["task.body_only_labels=[0,8]"]))
+    bad_hlc = OmegaConf.to_object(compose(["task=hlc_heading", "task.hlc.control_mapping=[12,70]", "motion=demo"]))
     with pytest.raises(ConfigError, match=r"task.body_only_labels\[1\]=8: a skill label must be in the skill table"):
         validate(bad_rule)
     with pytest.raises(ConfigError, match=r"task.hlc.control_mapping\[1\]=70"):

@@ -10,47 +10,18 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from skillmimic.rl.checkpoint import CheckpointError, atomic_save, load_checkpoint
-from skillmimic.rl.config import CONFIG_DIR, ConfigError, PPOConfig, register_configs, resolve_minibatch
+from skillmimic.rl.config import ConfigError, PPOConfig, resolve_minibatch
 
-REPO = Path(__file__).resolve().parents[1]
-CANDIDATE_MOTIONS = (REPO / "data" / "motions" / "demo",
-                     REPO.parent / "shared" / "data" / "motions" / "BallPlay-M" / "layup")
+from helpers import FAST_MINIBATCH, FAST_NUM_ENVS, MOTION, REPO, compose, fast_overrides, needs_motion
 
-NUM_ENVS, HORIZON, MINIBATCH = 4, 32, 64
+NUM_ENVS, HORIZON, MINIBATCH = FAST_NUM_ENVS, 32, FAST_MINIBATCH
 BATCH = NUM_ENVS * HORIZON
 STEPS_PER_EPOCH = 6 * (BATCH // MINIBATCH)          # Adam steps: mini_epochs * minibatches
-
-
-def _motion_path() -> Path | None:
-    for p in CANDIDATE_MOTIONS:
-        if p.exists() and any(p.rglob("*.pt")):
-            return p
-    return None
-
-
-MOTION = _motion_path()
-needs_motion = pytest.mark.skipif(MOTION is None, reason="neither the demo clips nor the shared BallPlay data present")
-
-
-def fast_overrides(output_dir: Path, experiment: str, **extra) -> list[str]:
-    ov = {"motion.path": str(MOTION), "num_envs": NUM_ENVS, "train.network.units": "[64,64]",
-          "train.minibatch_size": MINIBATCH, "output_dir": str(output_dir), "experiment": experiment,
-          "print_stats": "false", "torch_update_threads": 1, **extra}
-    return [f"{k}={v}" for k, v in ov.items()]
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
 
 
 def run_cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:

@@ -16,10 +16,9 @@ import pytest
 import torch
 
 from skillmimic.rl.checkpoint import CheckpointError, load_checkpoint
-from skillmimic.rl.config import CONFIG_DIR, Config, ConfigError, check_override_keys, register_configs
+from skillmimic.rl.config import Config, ConfigError, check_override_keys
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "data" / "motions" / "demo"
+from helpers import DEMO, REPO, compose
 FAST = ["num_envs=4", "train.network.units=[64,64]", "train.minibatch_size=64", "print_stats=true"]
 
 
@@ -45,17 +44,6 @@ def evil(tmp_path):
 
     yield make, marker
     assert not marker.exists(), "a loaded file ran code"
-
-
-def compose(overrides: list[str], config: str = "config"):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from skillmimic.eval.app import register_eval_config
-
-    register_configs()
-    register_eval_config()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config, overrides=overrides)
 
 
 def _refused(err: BaseException, path: Path) -> None:

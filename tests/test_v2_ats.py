@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 import torch
 
 from skillmimic.augment.ats import AdaptiveSampler
-from skillmimic.motion import MotionLibrary
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motions"
-SPARSE = SHARED / "BallPlay-V2" / "sparse"
-pytestmark = pytest.mark.skipif(not SPARSE.exists(), reason="shared BallPlay-V2 data not present")
+from helpers import needs_sparse
 
-
-@pytest.fixture(scope="module")
-def motion():
-    return MotionLibrary(SPARSE)
+pytestmark = needs_sparse    # ``motion``: the sparse clips (conftest.py)
 
 
 def _check_normalised(ats):

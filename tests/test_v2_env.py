@@ -16,20 +16,9 @@ from skillmimic.augment import stg
 from skillmimic.augment.env_hook import V2Augment, V2Config, graph_tables
 from skillmimic.augment.similarity import masked_steps
 from skillmimic.augment.stf import retarget
-from skillmimic.motion import MotionLibrary
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "motions"
-SPARSE = SHARED / "BallPlay-V2" / "sparse"
-needs_data = pytest.mark.skipif(not SPARSE.exists(), reason="shared BallPlay-V2 data not present")
-
-
-@pytest.fixture(scope="module")
-def motion():
-    if not SPARSE.exists():
-        pytest.skip("shared BallPlay-V2 data not present")
-    return MotionLibrary(SPARSE)
+from helpers import SPARSE, needs_sparse   # ``motion``: the sparse clips (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +62,7 @@ def test_masked_rewards_take_the_mean_of_unmasked_envs_on_the_same_clip():
     assert (out == 0).all()
 
 
-@needs_data
+@needs_sparse
 def test_state_switch_starts_from_the_graph_match(motion, graph_file):
     env = make_env(motion, V2Config(state_switch_prob=1.0, graph_file=graph_file), n=8)
     env.reset()
@@ -106,7 +95,7 @@ def test_state_switch_starts_from_the_graph_match(motion, graph_file):
     env.close()
 
 
-@needs_data
+@needs_sparse
 def test_stf_start_is_perturbed_and_retargeted(motion):
     env = make_env(motion, V2Config(state_init_random_prob=1.0, reweight=True), n=8, seed=3)
     env.reset()
@@ -121,7 +110,7 @@ def test_stf_start_is_perturbed_and_retargeted(motion):
     env.close()
 
 
-@needs_data
+@needs_sparse
 def test_full_v2_recipe_runs(motion, graph_file, hist_ckpt):
     cfg = V2Config(state_switch_prob=0.3, graph_file=graph_file, state_init_random_prob=0.3, reweight=True,
                    reweight_interval=10, hist_ckpt=hist_ckpt)
@@ -144,7 +133,7 @@ def test_full_v2_recipe_runs(motion, graph_file, hist_ckpt):
     env.close()
 
 
-@needs_data
+@needs_sparse
 @pytest.mark.parametrize("task", ["skill", "skill_v2"])
 def test_v1_and_v2_configs_train(task, tmp_path):
     """``task=skill`` vs ``task=skill_v2``: one word; both train a couple of epochs on CPU."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 import torch
 
@@ -13,14 +11,9 @@ from skillmimic.kinematics import forward_kinematics
 from skillmimic.motion import MotionLibrary
 from skillmimic.rotations import yaw_quat
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motions"
-SPARSE = SHARED / "BallPlay-V2" / "sparse"
-pytestmark = pytest.mark.skipif(not SPARSE.exists(), reason="shared BallPlay-V2 data not present")
+from helpers import DEMO, REPO, SPARSE, needs_sparse
 
-
-@pytest.fixture(scope="module")
-def motion():
-    return MotionLibrary(SPARSE)
+pytestmark = needs_sparse    # ``motion``: the sparse clips (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +97,6 @@ def test_buffer_on_cuda(checkpoint, motion):
 
 
 
-DEMO = pathlib.Path(__file__).resolve().parents[1] / "data" / "motions" / "demo"
 
 
 @pytest.fixture
@@ -124,7 +116,7 @@ def test_encoder_cache_is_keyed_by_content_and_settings_outside_the_repo(tiny_cl
     then only loads; a failed pretraining leaves nothing behind."""
     from skillmimic.augment import env_hook as E
 
-    repo = pathlib.Path(__file__).resolve().parents[1]
+    repo = REPO
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert E.user_cache_dir() == tmp_path / "xdg" / "skillmimic"
     assert E.V2Config().cache_dir is None and E.V2Config().hist_pretrain_epochs == H.PretrainConfig().epochs == 1000

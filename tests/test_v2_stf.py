@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import pathlib
-
-import pytest
 import torch
 
 from skillmimic.augment.similarity import STF_BALL, library_features, similarity, state_features
 from skillmimic.augment.stf import STFNoise, perturb_state, retarget
-from skillmimic.motion import MotionLibrary
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motions"
-SPARSE = SHARED / "BallPlay-V2" / "sparse"
-pytestmark = pytest.mark.skipif(not SPARSE.exists(), reason="shared BallPlay-V2 data not present")
+from helpers import needs_sparse
 
-
-@pytest.fixture(scope="module")
-def motion():
-    return MotionLibrary(SPARSE)
+pytestmark = needs_sparse    # ``motion``: the sparse clips (conftest.py)
 
 
 def _starts(motion, n, seed):

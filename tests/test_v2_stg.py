@@ -19,10 +19,10 @@ from skillmimic.augment.similarity import (
 from skillmimic.motion import MotionLibrary
 from skillmimic.rotations import yaw_quat
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "motions"
-SPARSE = SHARED / "BallPlay-V2" / "sparse"
-GETUP = SHARED / "BallPlay-V2" / "getup"
-pytestmark = pytest.mark.skipif(not SPARSE.exists(), reason="shared BallPlay-V2 data not present")
+from helpers import SHARED_MOTIONS, SPARSE, needs_sparse
+
+GETUP = SHARED_MOTIONS / "BallPlay-V2" / "getup"
+pytestmark = needs_sparse
 
 
 @pytest.fixture(scope="module")

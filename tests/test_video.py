@@ -21,10 +21,9 @@ from skillmimic.viz.scene import (
     ABNORMAL_RGBA, BALL_CONTACT_RGBA, BALL_FREE_RGBA, ColourCues, FollowCamera, pose, qpos_from_state, scene_model,
 )
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "motions"
+from helpers import DEMO, REPO as ROOT, SHARED_MOTIONS as SHARED
 LAYUP = SHARED / "BallPlay-M" / "layup"
-DEMO_DRIBBLE = ROOT / "data" / "motions" / "demo" / "013_demo_dribble_1.pt"
+DEMO_DRIBBLE = DEMO / "013_demo_dribble_1.pt"
 # The shared layup when it is there; otherwise the repository's own dribble demo clip (both
 # have frames with and without hand-ball contact).
 CLIP = LAYUP if LAYUP.exists() else DEMO_DRIBBLE if DEMO_DRIBBLE.exists() else None

@@ -3,8 +3,6 @@ with a real SkillEnv (policy mode) and with the dataset replay player."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -14,7 +12,7 @@ from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 from skillmimic.viz.keymap import DEFAULT_SKILL_KEYS, KeyHandler, KeyMap, key_code
 from skillmimic.viz.viewer import DEFAULT_VIEWER_CONFIG, DatasetPlayer, PolicyPlayer, load_keymap
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 BALLPLAY = REPO.parent / "shared" / "data" / "motions" / "BallPlay-M"
 
 
