@@ -110,3 +110,21 @@ def test_old_run_config_with_headless_still_loads():
     assert OmegaConf.to_object(load_run_config(old)) == OmegaConf.to_object(load_run_config(saved))
     with pytest.raises(ConfigKeyError):
         load_run_config(saved + "headles: true\n")
+
+
+def test_task_node_converts_by_field_name_with_the_env_defaults():
+    """TaskConfig re-declares the env fields a YAML may set (OmegaConf needs them typed), but
+    takes their defaults from SkillEnvConfig and converts by field name: the default task is
+    exactly the default env, and every field the two share is carried over."""
+    import dataclasses
+
+    from envs.skill import SkillEnvConfig
+
+    shared = {f.name for f in dataclasses.fields(TaskConfig)} & {f.name for f in dataclasses.fields(SkillEnvConfig)}
+    assert shared >= {"episode_length", "state_init", "reward", "body_only_labels", "termination_height"}
+    assert TaskConfig().env_config(16, None) == SkillEnvConfig()
+    task = TaskConfig(episode_length=33, state_init="7", termination_height=0.2, body_only_labels=[10])
+    env = task.env_config(5, 9)
+    assert (env.num_envs, env.seed, env.episode_length, env.state_init, env.termination_height,
+            env.body_only_labels) == (5, 9, 33, 7, 0.2, (10,))
+    assert env.reward == task.reward and env.reward is not task.reward
