@@ -81,10 +81,11 @@ class TaskConfig:
             raise ConfigError(f"task.state_init must be >= 2 (frames 0 and 1 have no velocity), got {frame}")
         return frame
 
-    def env_config(self, num_envs: int, seed: Optional[int], schema: type = SkillEnvConfig):
+    def env_config(self, num_envs: int, seed: Optional[int], schema: type = SkillEnvConfig, **values: Any):
         """The env config (``schema``: :class:`SkillEnvConfig`, or an HLC task's) of this task node:
-        its same-named fields copied by :func:`copy_fields`, the start frame parsed."""
-        return copy_fields(schema, self, num_envs=num_envs, seed=seed, state_init=self.parsed_state_init())
+        its same-named fields copied by :func:`copy_fields`, the start frame parsed; ``values``
+        set fields the task node does not have under that name."""
+        return copy_fields(schema, self, num_envs=num_envs, seed=seed, state_init=self.parsed_state_init(), **values)
 
 
 def copy_fields(schema: type, source: Any, **values: Any):
