@@ -36,6 +36,9 @@ from skillmimic.rewards import RewardInputs, RewardWeights, interaction_reward
 from skillmimic.sim import Simulator, make_simulator
 from skillmimic.state import JointState
 
+from .base import EpisodeEnv
+from .registry import TaskSpec, register_task
+
 
 @dataclass
 class SkillEnvConfig:
@@ -59,33 +62,18 @@ class SkillEnvConfig:
     masked_resets: bool | None = None
 
 
-class SkillEnv:
+class SkillEnv(EpisodeEnv):
     """Vectorised skill-imitation env over any :class:`~skillmimic.sim.Simulator`."""
 
     num_skills = NUM_SKILLS
 
     def __init__(self, cfg: SkillEnvConfig, motion: MotionLibrary, sim: Simulator, augment=None):
-        if sim.num_worlds != cfg.num_envs:
-            raise ValueError(f"simulator has {sim.num_worlds} worlds, config asks for {cfg.num_envs} envs")
-        if isinstance(cfg.state_init, str) and cfg.state_init != "random":
-            raise ValueError(f"state_init must be 'random' or a frame index, got {cfg.state_init!r}")
-        motion.check_skeleton(sim.skeleton)
-        self.cfg = cfg
-        self.sim = sim
-        self.motion = motion
-        self.device = sim.device
-        self.num_envs = cfg.num_envs
+        super().__init__(cfg, motion, sim)
         self.num_actions = sim.skeleton.num_dof
-        self._fingertips = torch.tensor(sim.skeleton.fingertip_ids, device=self.device)
-        self._key_bodies = torch.tensor(sim.skeleton.key_body_ids, device=self.device)
-        self._contact_bodies = torch.tensor(sim.skeleton.contact_reward_body_ids, device=self.device)
         n, dev = self.num_envs, self.device
-        self.generator = torch.Generator(device=motion.device)
-        self.generator.manual_seed(cfg.seed if cfg.seed is not None else torch.seed() % (2**63))
         self.clip_ids = torch.zeros(n, dtype=torch.long, device=dev)
         self.start_frames = torch.zeros(n, dtype=torch.long, device=dev)
         self.segment_length = torch.ones(n, dtype=torch.long, device=dev)
-        self.progress = torch.zeros(n, dtype=torch.long, device=dev)
         self.ref_delay = torch.zeros(n, dtype=torch.long, device=dev)     # reference held for these steps
         self.skill_labels = torch.zeros(n, dtype=torch.long, device=dev)
         self.prev_dof_vel = torch.zeros(n, self.num_actions, device=dev)
@@ -93,7 +81,6 @@ class SkillEnv:
         clip_labels = motion.clip_labels.to(dev)
         self._clip_body_only = self._labels_in(clip_labels, cfg.body_only_labels)
         self._clip_no_termination = self._labels_in(clip_labels, cfg.no_termination_labels)
-        self._nonfinite_resets = torch.zeros((), dtype=torch.long, device=dev)   # on the device: no sync
         self.masked_resets = (self.device.type == "cuda") if cfg.masked_resets is None else bool(cfg.masked_resets)
         self.timer = StageTimer(dev)     # opt-in: env.timer.enabled = True times the physics stage
         self.augment = augment
@@ -106,21 +93,7 @@ class SkillEnv:
     def num_obs(self) -> int:
         return 823 + 15 + self.num_skills + (self.augment.num_extra_obs if self.augment is not None else 0)
 
-    @property
-    def nonfinite_resets(self) -> int:
-        """Worlds reset so far because they went non-finite (reading it syncs on CUDA)."""
-        return int(self._nonfinite_resets)
-
-    @nonfinite_resets.setter
-    def nonfinite_resets(self, value: int) -> None:
-        self._nonfinite_resets.fill_(int(value))
-
     # ------------------------------------------------------------------ API
-    def reset(self) -> torch.Tensor:
-        self.reset_envs(torch.arange(self.num_envs, device=self.device))
-        self.obs = self.compute_obs()
-        return self.obs
-
     def set_skill(self, label: int, env_ids: torch.Tensor | None = None) -> None:
         """Condition envs (all if None) on skill ``label`` until each one's next reset."""
         if not 0 <= int(label) < self.num_skills:
@@ -141,9 +114,7 @@ class SkillEnv:
         reward = terms["reward"]
 
         nonfinite = self.sim.nonfinite.clone()
-        fell = state.joint.root_pos[:, 2] < self.cfg.termination_height
-        fell &= ~self._clip_no_termination[self.clip_ids]
-        terminate = (fell & (self.progress > 1) & self.cfg.enable_early_termination) | nonfinite
+        terminate = (self.fell(state.joint.root_pos[:, 2]) & ~self._clip_no_termination[self.clip_ids]) | nonfinite
         time_out = (self.progress >= self.segment_length - 1) & ~terminate
         done = terminate | time_out
         reward = torch.where(nonfinite, torch.zeros_like(reward), reward)
@@ -152,14 +123,14 @@ class SkillEnv:
                 "nonfinite": nonfinite, "progress": self.progress.clone()}
         if self.augment is not None:
             reward = self.augment.on_step(self, reward, done, ref, info)
-        self._nonfinite_resets += nonfinite.sum()
+        nonfinite_resets = self.count_nonfinite(nonfinite)
         if self.masked_resets and self.augment is None:
             self.reset_where(done)
         else:
             done_ids = done.nonzero().flatten()
             if len(done_ids):
                 self.reset_envs(done_ids)
-        info["nonfinite_resets"] = self._nonfinite_resets
+        info["nonfinite_resets"] = nonfinite_resets
         self.obs = self.compute_obs()
         return self.obs, reward, done, info
 
@@ -168,20 +139,27 @@ class SkillEnv:
         """The reference frame each env imitates now (start frame + progress, held at the
         start frame for the first ``ref_delay`` steps)."""
         ids = slice(None) if env_ids is None else env_ids
-        t = self.start_frames[ids] + (self.progress[ids] - self.ref_delay[ids]).clamp_min(0)
+        t = self.reference_time(env_ids)
         return self.motion.get_frame_at(self.clip_ids[ids].to(self.motion.device), t.to(self.motion.device))
+
+    def reference_time(self, env_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The clip frame each env imitates now, not clamped to the clip (past its end the
+        library holds the last frame): start frame + progress - the held ``ref_delay`` steps."""
+        ids = slice(None) if env_ids is None else env_ids
+        return self.start_frames[ids] + (self.progress[ids] - self.ref_delay[ids]).clamp_min(0)
+
+    def hold_episodes(self, steps: int) -> None:
+        """Test mode: the current episodes run ``steps`` more steps without a time-out, whatever
+        their clip's length (the reference holds the clip's last frame past its end)."""
+        # a time-out comes at progress >= segment_length - 1; +2 keeps the last step inside
+        self.segment_length[:] = self.progress + int(steps) + 2
 
     def sample_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.augment is not None:
             drawn = self.augment.sample_starts(self, n)
             if drawn is not None:
                 return drawn
-        clips = self.motion.sample_clips(n, generator=self.generator)
-        if self.cfg.state_init == "random":
-            frames = self.motion.sample_times(clips, generator=self.generator)
-        else:
-            frames = self.motion.fixed_times(clips, int(self.cfg.state_init))
-        return clips, frames
+        return super().sample_starts(n)
 
     def reset_envs(self, env_ids: torch.Tensor, clips: torch.Tensor | None = None,
                    frames: torch.Tensor | None = None) -> None:
@@ -274,13 +252,20 @@ class SkillEnv:
             terms["reward"] = torch.where(body_only, terms["r_b"], terms["reward"])
         return terms
 
-    def close(self) -> None:
-        self.sim.close()
-
-
 def make_skill_env(cfg: SkillEnvConfig, motion_path, sim_backend: str = "mujoco",
                    scene: SceneConfig | None = None, device: str = "cpu", augment=None, **sim_kwargs) -> SkillEnv:
     """Build motion library + simulator + env on one device (``augment``: optional V2 hook)."""
     motion = MotionLibrary(motion_path, device=device, skeleton=scene_skeleton(scene))
     sim = make_simulator(sim_backend, cfg.num_envs, scene=scene, device=device, **sim_kwargs)
     return SkillEnv(cfg, motion, sim, augment=augment)
+
+
+def _make_env(env_cfg, motion_path, *, sim_backend="mujoco", scene=None, device="cpu", sim_kwargs=None,
+              augment=None):
+    return make_skill_env(env_cfg, motion_path, sim_backend=sim_backend, scene=scene, device=device,
+                          augment=augment, **(sim_kwargs or {}))
+
+
+register_task(TaskSpec(name="skill", config_type=SkillEnvConfig, make_env=_make_env, policy="continuous",
+                       evaluation="imitation", description="skill imitation of reference clips (V1; V2 with "
+                                                           "task.v2)"))

@@ -12,7 +12,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input (config, checkpoint, motion, history encoder), not a bug."""
     from .augment.history import HistoryCheckpointError
     from .motion import MotionFileError
-    from .rl.checkpoint import CheckpointError
+    from .checkpoint import CheckpointError
     from .rl.config import ConfigError
 
     return ConfigError, CheckpointError, MotionFileError, HistoryCheckpointError

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from envs import SkillEnv, SkillEnvConfig
-from skillmimic.eval.app import overridden_groups
+from skillmimic.eval.app import apply_run_config, selected_groups
 from skillmimic.eval.runner import (
     EvalSettings, Perturbation, Push, clip_peak_ball_height, evaluate, perturb_state_uniform, push_state,
 )
@@ -272,9 +272,23 @@ def test_criteria_entries_extend_the_default_table():
             EvalSettings(criteria=[bad]).skill_criteria()
 
 
-def test_overridden_groups():
-    assert overridden_groups(["motion=ballplay_run", "num_envs=4", "sim.scene.ball.friction=0.5",
-                              "+task.reward.p=3", "eval.rounds=2", "motionless=1"]) == {"motion", "sim", "task"}
+def test_run_config_groups_and_command_line_overrides():
+    """A group selected on the command line replaces the run's; a dotted override applies on
+    top of the run's group (the same rule for every task)."""
+    import dataclasses
+
+    from skillmimic.rl.config import Config, MotionConfig, SimConfig, TaskConfig
+
+    assert selected_groups(["motion=ballplay_run", "num_envs=4", "sim.scene.ball.friction=0.5",
+                            "+task.reward.p=3", "eval.rounds=2", "motionless=1"]) == {"motion"}
+    run = Config(task=TaskConfig(episode_length=77), train=None, sim=SimConfig(num_threads=3),
+                 motion=MotionConfig(name="run", path="run/clips"))
+    cli = Config(task=TaskConfig(), train=None, sim=SimConfig(), motion=MotionConfig(name="cli", path="cli/clips"))
+    cli.sim.scene = dataclasses.replace(cli.sim.scene, floor_friction=0.5)
+    used = apply_run_config(cli, run, ["motion=cli", "sim.scene.floor_friction=0.5"])
+    assert used == ["task", "sim"]
+    assert cli.task.episode_length == 77 and cli.motion.name == "cli"
+    assert cli.sim.num_threads == 3 and cli.sim.scene.floor_friction == 0.5
 
 
 # ----------------------------------------------------------------------------- checkpoint + eval.py

@@ -191,12 +191,12 @@ def test_hinge_order_is_one_config_value():
 def test_hlc_refuses_an_llc_of_another_hinge_order():
     from types import SimpleNamespace
 
-    from envs.hlc import _check_llc_scene
+    from skillmimic.rl.policy import check_llc_scene
 
-    llc = SimpleNamespace(run_config=SimpleNamespace(sim=SimpleNamespace(scene=SceneConfig(hinge_order="xyz"))))
+    run_cfg = SimpleNamespace(sim=SimpleNamespace(scene=SceneConfig(hinge_order="xyz")))
     with pytest.raises(ValueError, match="sim.scene.hinge_order=xyz"):
-        _check_llc_scene(llc, SceneConfig(), "llc.pth")
-    _check_llc_scene(llc, SceneConfig(hinge_order="xyz"), "llc.pth")
+        check_llc_scene(run_cfg, SceneConfig(), "llc.pth")
+    check_llc_scene(run_cfg, SceneConfig(hinge_order="xyz"), "llc.pth")
 
 
 def test_table_sim_fk_matches_mujoco_near_the_old_singularity():

@@ -49,9 +49,9 @@ BACKENDS = ["mujoco", pytest.param("mjwarp", marks=pytest.mark.skipif(not _has_m
 def make_env(task: str, num_envs: int = 3, backend: str = "mujoco", **cfg_kw) -> tuple:
     llc = ScriptedLLC()
     mapping = {"layup": [31, 1, 2, 12, 13, 11, 31], "throwing": [34, 1, 13]}.get(task, [12, 13, 11])
-    cfg = HLCEnvConfig(num_envs=num_envs, seed=3, hlc=HLCConfig(task=task, control_mapping=mapping), **cfg_kw)
+    cfg = HLCEnvConfig(task=task, num_envs=num_envs, seed=3, hlc=HLCConfig(control_mapping=mapping), **cfg_kw)
     device = "cuda" if backend == "mjwarp" and torch.cuda.is_available() else "cpu"
-    env = make_hlc_env(cfg, DEMO, llc_checkpoint="unused", llc=llc, scene=SceneConfig(), sim_backend=backend,
+    env = make_hlc_env(cfg, DEMO, llc, scene=SceneConfig(), sim_backend=backend,
                        device=device)
     return env, llc
 
@@ -231,12 +231,14 @@ def test_goal_features_are_in_the_heading_frame():
 
 
 def test_hlc_config_validation_names_the_key():
-    with pytest.raises(ValueError, match="hlc.task"):
-        HLCConfig(task="dunk").validate()
+    with pytest.raises(ValueError, match="hlc task must be one of"):
+        HLCEnvConfig(task="dunk").validate()
     with pytest.raises(ValueError, match=r"control_mapping.*\[70\]"):
-        HLCConfig(control_mapping=[1, 70]).validate()
+        HLCConfig(control_mapping=[1, 70]).validate("heading")
+    bad_radius = dataclasses.replace(HLCConfig(), circling=dataclasses.replace(HLCConfig().circling, radius=[5.0, 2.0]))
     with pytest.raises(ValueError, match="circling.radius"):
-        dataclasses.replace(HLCConfig(), circling=dataclasses.replace(HLCConfig().circling, radius=[5.0, 2.0])).validate()
+        bad_radius.validate("circling")
+    bad_radius.validate("heading")          # only the running task's node is read
 
 
 def test_layup_rim_height_config_and_the_unreachable_warning(caplog):
@@ -245,18 +247,20 @@ def test_layup_rim_height_config_and_the_unreachable_warning(caplog):
     import logging
 
     from envs import hlc as H
+    from envs.hlc import layup as L
     from skillmimic.assets.mjcf import HoopConfig
 
-    layup = HLCConfig(task="layup")
-    assert layup.layup.rim_height == 2.5 < H.RECORDED_BALL_APEX_MAX
+    layup = HLCEnvConfig(task="layup")
+    assert layup.hlc.layup.rim_height == 2.5 < H.RECORDED_BALL_APEX_MAX
     assert H.hlc_scene(None, layup).hoop.rim_height == 2.5
     assert H.hlc_scene(SceneConfig(hoop=HoopConfig()), layup).hoop.rim_height == 2.5     # default hoop: the task's rim
-    assert H.hlc_scene(None, HLCConfig(task="heading")).hoop is None
+    assert H.hlc_scene(None, HLCEnvConfig(task="heading")).hoop is None
     with pytest.raises(ValueError, match="task.hlc.layup.rim_height"):
         H.hlc_scene(SceneConfig(hoop=HoopConfig(rim_height=2.8)), layup)
-    regulation = dataclasses.replace(layup, layup=dataclasses.replace(layup.layup, rim_height=3.05))
-    H._warn_unreachable_rim.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="envs.hlc"):
+    regulation = dataclasses.replace(layup, hlc=dataclasses.replace(
+        layup.hlc, layup=dataclasses.replace(layup.hlc.layup, rim_height=3.05)))
+    L._warn_unreachable_rim.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="envs.hlc.layup"):
         regulation.validate()
         regulation.validate()
         layup.validate()

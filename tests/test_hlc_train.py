@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from envs.hlc import LLC_OBS, LLCCheckpointError, TASKS, load_llc
-from skillmimic.rl.checkpoint import CheckpointError, load_checkpoint
+from envs.hlc import LLC_OBS, TASKS, LLCCheckpointError
+from skillmimic.checkpoint import CheckpointError, load_checkpoint
 from skillmimic.rl.config import ConfigError
+from skillmimic.rl.policy import load_llc
 
 from helpers import DEMO, REPO, compose
 NUM_ENVS, HORIZON = 4, 16
@@ -86,7 +87,7 @@ def test_smoke_training_of_each_hlc_task(task, hlc_runs, llc):
     assert w["a2c_network.logits.weight"].shape == (num_actions, 64)
     assert "a2c_network.mu.weight" not in w
     assert w["running_mean_std.running_mean"].shape == (SCENE_OBS + TASKS[task].num_obs,)
-    assert f"task: {task}" in state["run_config"] and str(Path(llc).resolve()) in state["run_config"]
+    assert f"env: hlc_{task}" in state["run_config"] and str(Path(llc).resolve()) in state["run_config"]
     assert [h["epoch"] for h in res.history] == [1, 2, 3]
     for h in res.history:
         r = h["reward_per_step"]

@@ -25,9 +25,10 @@ ROOTS = ("skillmimic", "envs")
 
 #: floor of each group of modules, lowest first; a module's group is its longest matching prefix
 FLOORS: list[tuple[str, ...]] = [
-    # base utilities: plain tensor maths, file loading, checkpoint reading
+    # base utilities: plain tensor maths, safe file loading
     ("skillmimic.state", "skillmimic.rotations", "skillmimic.safe_load", "skillmimic.scoring",
-     "skillmimic.profiling", "skillmimic.checkpoint"),
+     "skillmimic.profiling"),
+    ("skillmimic.checkpoint",),                               # checkpoint files, read without rl-games
     ("skillmimic.assets",),                                   # the skeleton, the MJCF scene
     ("skillmimic.kinematics",),                               # forward kinematics over the skeleton
     ("skillmimic.motion", "skillmimic.sim"),                  # reference clips, physics backends

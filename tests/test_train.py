@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from skillmimic.rl.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from skillmimic.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from skillmimic.rl.config import ConfigError, PPOConfig, resolve_minibatch
 
 from helpers import FAST_MINIBATCH, FAST_NUM_ENVS, MOTION, REPO, compose, fast_overrides, needs_motion

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from skillmimic.rl.checkpoint import CheckpointError, load_checkpoint
+from skillmimic.checkpoint import CheckpointError, load_checkpoint
 from skillmimic.rl.config import Config, ConfigError, check_override_keys
 
 from helpers import DEMO, REPO, compose

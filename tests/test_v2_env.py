@@ -174,7 +174,7 @@ def _resume_without_task_stays_v2(result, tmp_path):
     from omegaconf import OmegaConf
 
     from skillmimic.rl.config import CONFIG_DIR, ConfigError
-    from skillmimic.rl.checkpoint import CheckpointError
+    from skillmimic.checkpoint import CheckpointError
     from skillmimic.rl.runner import train
 
     def run(args):

@@ -99,7 +99,7 @@ def test_policy_player_holds_episodes_and_follows_keys(motion):
     try:
         player = PolicyPlayer(env, lambda obs: torch.zeros(obs.shape[0], 156))
         handler = KeyHandler(player)
-        assert not env.cfg.enable_early_termination
+        assert not env.early_termination and env.cfg.enable_early_termination   # test mode; the config untouched
         assert (env.start_frames == 2).all() and (env.segment_length > 10**6).all()
         handler.handle_key(key_code("RIGHT"))
         player.step()

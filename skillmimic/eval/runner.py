@@ -433,7 +433,7 @@ def lift_clear_of_floor(sim, ids: torch.Tensor, state, clearance: float):
 def begin_test_episodes(env, clips: torch.Tensor, start_frame: int | torch.Tensor, steps: int) -> None:
     """Reset every env at frame ``start_frame`` (one int, or one per env) of ``clips`` (one per
     env) so that the next ``steps`` steps run without a time-out, whatever the clip length
-    (test mode; early termination is whatever ``env.cfg`` says)."""
+    (test mode; early termination is whatever ``env.set_test_mode`` said)."""
     ids = torch.arange(env.num_envs, device=env.device)
     clips = clips.to(env.motion.device)
     if isinstance(start_frame, torch.Tensor):
@@ -441,8 +441,7 @@ def begin_test_episodes(env, clips: torch.Tensor, start_frame: int | torch.Tenso
     else:
         frames = env.motion.fixed_times(clips, int(start_frame))
     env.reset_envs(ids, clips, frames)
-    # SkillEnv times out at progress >= segment_length - 1; +2 keeps the last step in this episode
-    env.segment_length[:] = int(steps) + 2
+    env.hold_episodes(steps)
 
 
 def spread_start_frames(motion, pool: torch.Tensor, slots: int, start_frame: int, spread: float):
@@ -518,7 +517,7 @@ def _run_round(env, policy: Policy, clips: torch.Tensor, frames: torch.Tensor, s
     env.obs = env.compute_obs()
     labels = torch.full_like(env.skill_labels, spec.score_label)
     tracker = SuccessTracker(labels, shot_targets.to(dev), thresholds, criteria)
-    key_ids, contact_ids = env._key_bodies, env._contact_bodies
+    key_ids, contact_ids = env.key_body_ids, env.contact_body_ids
     clip_len = motion.clip_lengths.to(dev)[env.clip_ids]
     alive = torch.ones(n, dtype=torch.bool, device=dev)
     sums = {k: torch.zeros(n, dtype=torch.float64, device=dev) for k in _METRICS}
@@ -533,8 +532,7 @@ def _run_round(env, policy: Policy, clips: torch.Tensor, frames: torch.Tensor, s
         alive &= ~bad
         st = env.sim.state
         ref = env.reference()
-        # the frame reference() used, unclamped (an env may hold its reference for ref_delay steps)
-        ref_t = env.start_frames + (env.progress - getattr(env, "ref_delay", 0)).clamp_min(0)
+        ref_t = env.reference_time()     # the frame reference() used, not clamped to the clip
         in_clip = alive & (ref_t < clip_len)
         m = tracking_metrics(ref.state.root_pos.to(dev), ref.key_body_pos.to(dev), ref.state.ball_pos.to(dev),
                              ref.contact.to(dev), st.joint.root_pos, st.body_pos[:, key_ids], st.joint.ball_pos,
@@ -713,8 +711,8 @@ def evaluate(env, policy: Policy, settings: EvalSettings | None = None, meta: di
     total = sum(-(-len(p.order) // env.num_envs) for p in plan) * s.episode_length
     from tqdm import tqdm
 
-    old_et = env.cfg.enable_early_termination
-    env.cfg.enable_early_termination = False
+    old_et = env.early_termination
+    env.set_test_mode(early_termination=False)
     t0 = time.perf_counter()
     results = []
     try:
@@ -725,7 +723,7 @@ def evaluate(env, policy: Policy, settings: EvalSettings | None = None, meta: di
                 bar.set_postfix_str(f"{p.spec.kind} " + (f"{a:03d}->{b:03d}" if a is not None and a != b else f"{b:03d}"))
                 results.append(_scenario(env, policy, p, s, criteria, bar))
     finally:
-        env.cfg.enable_early_termination = old_et
+        env.set_test_mode(early_termination=old_et)
         env.reset()
     info = {"num_envs": env.num_envs, "rounds": s.rounds, "episode_length": s.episode_length,
             "start_frame": s.start_frame, "seconds": round(time.perf_counter() - t0, 2),

@@ -44,9 +44,10 @@ from rl_games.common import common_losses, datasets
 from rl_games.common.a2c_common import swap_and_flatten01
 
 from ..profiling import StageTimer
-from .checkpoint import CheckpointError, atomic_save, load_checkpoint
+from ..checkpoint import CheckpointError, atomic_save, load_checkpoint
+from .names import RL_GAMES
 
-AGENT_NAME = "skillmimic"
+AGENT_NAME = RL_GAMES["continuous"].agent
 #: 2: RNG states as tensors, every value loadable with ``torch.load(weights_only=True)``
 CHECKPOINT_FORMAT = 2
 

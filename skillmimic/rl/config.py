@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import MISSING
 
-from envs.hlc import HLCConfig
+from envs.hlc.config import HLCConfig
+from envs.registry import TaskSpec, task_spec
 from envs.skill import SkillEnvConfig
 from skillmimic.augment.env_hook import AUTO, V2Config
 from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
@@ -42,11 +43,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class TaskConfig:
-    """The skill-imitation task. Converts to :class:`SkillEnvConfig` (or an HLC env config) by
-    field name (:meth:`env_config`); the env's fields declared here take their defaults from it.
-    ``num_envs`` and ``seed`` come from the top level, so they are set in one place only."""
+    """The ``task`` node: which registered task (``env``, :mod:`envs.registry`) and its
+    settings. Converts to that task's env config (:meth:`env_config`; ``num_envs`` and
+    ``seed`` come from the top level, so they are set in one place only)."""
 
     name: str = "skill"
+    # The registered task this node configures (envs.registry.task_names()): skill,
+    # hlc_heading, hlc_circling, hlc_throwing, hlc_layup, or one a task module adds.
+    env: str = "skill"
     # The original's training budget for this task (V1 skill 50,000; the task files set V2
     # 20,000, HLC 2,000 / layup 6,000): the default of the top-level ``max_epochs``.
     max_epochs: int = 50000
@@ -65,9 +69,12 @@ class TaskConfig:
     # SkillMimic-V2 mechanisms (STG, STF, ATS, history encoder; cfg/task/skill_v2.yaml);
     # null: none of them, the V1 baseline env.
     v2: Optional[V2Config] = None
-    # High-level controller over a frozen skill policy (cfg/task/hlc_*.yaml, envs/hlc.py);
-    # null: the skill-imitation task.
+    # High-level controller over a frozen skill policy (cfg/task/hlc_*.yaml, envs/hlc/):
+    # the skill vocabulary and the tasks' parameters; null for the other tasks.
     hlc: Optional[HLCConfig] = None
+    # Settings of a task's own env config that this schema has no field for (a task module's
+    # knobs, set in its YAML without touching this file): field name -> value.
+    params: Dict[str, Any] = field(default_factory=dict)
 
     def parsed_state_init(self) -> str | int:
         s = str(self.state_init).strip()
@@ -81,17 +88,33 @@ class TaskConfig:
             raise ConfigError(f"task.state_init must be >= 2 (frames 0 and 1 have no velocity), got {frame}")
         return frame
 
-    def env_config(self, num_envs: int, seed: Optional[int], schema: type = SkillEnvConfig, **values: Any):
-        """The env config (``schema``: :class:`SkillEnvConfig`, or an HLC task's) of this task node:
-        its same-named fields copied by :func:`copy_fields`, the start frame parsed; ``values``
-        set fields the task node does not have under that name."""
-        return copy_fields(schema, self, num_envs=num_envs, seed=seed, state_init=self.parsed_state_init(), **values)
+    def spec(self) -> TaskSpec:
+        """The registered task of this node (ConfigError naming the registered ones)."""
+        try:
+            return task_spec(self.env)
+        except ValueError as e:
+            raise ConfigError(f"task.env: {e}") from None
+
+    def env_config(self, num_envs: int, seed: Optional[int]):
+        """The env config of the registered task (:meth:`spec`): its ``config_type`` filled by
+        :func:`copy_fields` from this node's same-named fields (the start frame parsed), then
+        ``params`` (a task module's own knobs), then the task's fixed ``config_values``."""
+        spec = self.spec()
+        names = {f.name for f in dataclasses.fields(spec.config_type)}
+        unknown = sorted(set(self.params) - names)
+        if unknown:
+            raise ConfigError(f"task.params: {', '.join(unknown)} not settings of task {spec.name} "
+                              f"({spec.config_type.__name__}: {', '.join(sorted(names))})")
+        values = {"num_envs": num_envs, "seed": seed, "state_init": self.parsed_state_init(), **self.params,
+                  **spec.config_values}
+        return copy_fields(spec.config_type, self, **values)
 
 
 def copy_fields(schema: type, source: Any, **values: Any):
     """An instance of the dataclass ``schema``: each field from ``values``, else from the
-    same-named attribute of ``source`` (a deep copy; a list becomes a tuple where the schema's
-    default is a tuple), else the schema's default.
+    same-named attribute of ``source`` unless that is None (a section the node does not have;
+    a deep copy; a list becomes a tuple where the schema's default is a tuple), else the
+    schema's default.
 
     Why by name: a config node and the object it configures share their field names, so a
     new field is added to both and needs no converter edit."""
@@ -99,7 +122,7 @@ def copy_fields(schema: type, source: Any, **values: Any):
     for f in dataclasses.fields(schema):
         if f.name in values:
             kwargs[f.name] = values[f.name]
-        elif hasattr(source, f.name):
+        elif getattr(source, f.name, None) is not None:
             value = copy.deepcopy(getattr(source, f.name))
             kwargs[f.name] = tuple(value) if isinstance(value, list) and isinstance(f.default, tuple) else value
     return schema(**kwargs)
@@ -224,6 +247,11 @@ def load_run_config(text: str):
     saved = OmegaConf.create(text)
     for key in RETIRED_KEYS:
         saved.pop(key, None)
+    hlc = OmegaConf.select(saved, "task.hlc")
+    if hlc is not None and "task" in hlc:     # before the task registry, task.hlc.task named the HLC task
+        name = hlc.pop("task")
+        if OmegaConf.select(saved, "task.env") is None:
+            saved.task.env = f"hlc_{name}"
     return OmegaConf.merge(OmegaConf.structured(Config), saved)
 
 
@@ -473,10 +501,15 @@ def validate(cfg: Config) -> None:
     for clip in find_clips(resolve_motion_path(cfg.motion)):   # names only: a bad label fails before any work
         clip_label(clip)
     _check_labels(cfg)
-    if cfg.task.hlc is not None:
-        from .hlc import validate_hlc
-
-        validate_hlc(cfg)
+    spec = cfg.task.spec()
+    env_cfg = cfg.task.env_config(cfg.num_envs, cfg.seed)
+    if hasattr(env_cfg, "validate"):
+        try:
+            env_cfg.validate()
+        except ValueError as e:
+            raise ConfigError(f"task.{e}") from None
+    if spec.needs_llc:
+        validate_llc_checkpoint(cfg)
     elif cfg.llc_checkpoint:
         raise ConfigError(f"llc_checkpoint is only used by HLC tasks (task=hlc_*), not by task={cfg.task.name}")
     v2 = cfg.task.v2
@@ -495,3 +528,34 @@ def validate(cfg: Config) -> None:
             from skillmimic.augment.history import FrozenHistoryEncoder
 
             FrozenHistoryEncoder.load(resolve_path(v2.hist_ckpt))
+
+
+def validate_llc_checkpoint(cfg: Config) -> None:
+    """A task over a frozen skill policy has a usable ``llc_checkpoint``: the file exists, is a
+    training checkpoint of a skill policy whose sizes fit (read, no model built)."""
+    from envs.hlc.llc import LLCCheckpointError, check_llc_checkpoint
+
+    if not cfg.llc_checkpoint:
+        raise ConfigError(f"task={cfg.task.name} is a high-level controller and needs "
+                          f"llc_checkpoint=<a skill policy checkpoint .pth> (train one with python train.py)")
+    path = resolve_path(cfg.llc_checkpoint)
+    if not path.exists():
+        raise LLCCheckpointError(f"llc_checkpoint {cfg.llc_checkpoint}: file does not exist (looked at {path})")
+    check_llc_checkpoint(path)
+
+
+def run_config_of(state: dict) -> Optional[Config]:
+    """The typed :class:`Config` of the run that wrote a loaded checkpoint (None if it carries
+    none); ConfigError when it does not fit this version's schema."""
+    from omegaconf import OmegaConf
+
+    from ..checkpoint import run_config_text
+
+    text = run_config_text(state)
+    if text is None:
+        return None
+    try:
+        return OmegaConf.to_object(load_run_config(text))
+    except Exception as e:    # noqa: BLE001 -- an old or hand-edited YAML: name the problem
+        raise ConfigError(f"its run configuration does not fit this version's schema: {str(e).splitlines()[0]}") \
+            from None

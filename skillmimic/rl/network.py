@@ -1,4 +1,5 @@
-"""``skillmimic_mlp``: the skill policy's network, as an rl-games network builder.
+"""The policy networks as rl-games network builders: ``skillmimic_mlp`` (continuous skill
+policy) and ``skillmimic_hlc_mlp`` (categorical high-level controller).
 
 Separate actor and critic MLPs (no shared trunk: the critic's value scale must not pull
 on the actor's features), a linear mu head, and a *fixed* Gaussian log-std. The std is
@@ -18,7 +19,9 @@ import torch
 from rl_games.algos_torch.network_builder import NetworkBuilder
 from torch import nn
 
-NETWORK_NAME = "skillmimic_mlp"
+from .names import RL_GAMES
+
+NETWORK_NAME = RL_GAMES["continuous"].network
 
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
@@ -100,3 +103,35 @@ def builder_for(network_cls: type) -> type:
 
 
 SkillMimicBuilder = builder_for(SkillMimicNetwork)
+
+
+class HLCNetwork(SeparateActorCritic):
+    """Returns ``(logits, value, rnn_states)`` as rl-games' ``discrete_a2c`` model expects
+    ([1024, 512] by default, a Glorot-uniform logits head with zero bias)."""
+
+    name = RL_GAMES["discrete"].network
+    default_units = (1024, 512)
+
+    def __init__(self, params: dict, actions_num: int, input_shape: tuple, value_size: int = 1, **_):
+        super().__init__(params, input_shape, value_size)
+        self.logits = nn.Linear(self.out_features, int(actions_num))
+        self._zero_biases()
+        nn.init.xavier_uniform_(self.logits.weight, gain=1.0)
+
+    def forward(self, obs_dict: dict):
+        obs = obs_dict["obs"]
+        return self.logits(self.actor_mlp(obs)), self.value(self.critic_mlp(obs)), obs_dict.get("rnn_states")
+
+    def eval_actor(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.actor_mlp(obs))
+
+
+HLCBuilder = builder_for(HLCNetwork)
+
+
+def register_networks() -> None:
+    """Make both networks known to rl-games' model builder (idempotent)."""
+    from rl_games.algos_torch import model_builder
+
+    model_builder.register_network(RL_GAMES["continuous"].network, SkillMimicBuilder)
+    model_builder.register_network(RL_GAMES["discrete"].network, HLCBuilder)

@@ -34,11 +34,14 @@ import torch
 from omegaconf import OmegaConf
 
 from .agent import SkillMimicAgent
-from .checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint
 from .config import (Config, ConfigError, distributed_rank, load_run_config, override_key, resolve_device,
-                     resolve_max_epochs, resolve_minibatch, resolve_motion_path, unknown_keys, validate)
+                     resolve_max_epochs, resolve_minibatch, resolve_motion_path, resolve_path, unknown_keys,
+                     validate)
+from .discrete import discrete_params
 from .distributed import broadcast_object, init_distributed
-from .registry import AGENT_NAME, ENV_NAME, MODEL_NAME, NETWORK_NAME, make_runner
+from .names import RL_GAMES
+from .registry import make_runner
 
 _LR_SCHEDULES = {"constant": "identity", "linear": "linear", "adaptive": "adaptive"}
 
@@ -90,8 +93,12 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
         if torch.device(device).type == "cuda":
             device = f"cuda:{local_rank}"
         seed = seed + rank
+    spec = cfg.task.spec()
+    names = RL_GAMES[spec.policy]
+    llc = str(resolve_path(cfg.llc_checkpoint)) if cfg.llc_checkpoint else None
     env_config = {
         "env_cfg": cfg.task.env_config(cfg.num_envs, seed),
+        "task": spec.name,
         "motion_path": str(resolve_motion_path(cfg.motion)),
         "sim_backend": cfg.sim.backend,
         "scene": cfg.sim.scene,
@@ -99,19 +106,22 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
         "sim_kwargs": cfg.sim.sim_kwargs(),
         "seed": seed,
         "v2": cfg.task.v2,
+        "llc_checkpoint": llc,
     }
-    return {
+    # checkpoints carry the run config; with the LLC's absolute path eval finds it from anywhere
+    run_cfg = dataclasses.replace(cfg, seed=seed, llc_checkpoint=llc)
+    params = {
         "seed": seed,
         "torch_threads": cfg.torch_threads,
-        "algo": {"name": AGENT_NAME},
-        "model": {"name": MODEL_NAME},
-        "network": {"name": NETWORK_NAME, "units": list(t.network.units), "activation": t.network.activation,
+        "algo": {"name": names.agent},
+        "model": {"name": names.model},
+        "network": {"name": names.network, "units": list(t.network.units), "activation": t.network.activation,
                     "log_std": t.network.log_std},
         "config": {
             "name": cfg.experiment,
             "full_experiment_name": run_dir.name,
             "train_dir": str(run_dir.parent),
-            "env_name": ENV_NAME,
+            "env_name": names.env,
             "env_config": env_config,
             "num_actors": cfg.num_envs,
             "device": device,
@@ -146,9 +156,10 @@ def rl_games_params(cfg: Config, run_dir: Path, seed: int) -> dict:
             "clip_actions": True,
             "multi_gpu": cfg.multi_gpu,
             "torch_update_threads": cfg.torch_update_threads or max(1, (os.cpu_count() or 1) // _world_size(cfg)),
-            "run_config": OmegaConf.to_yaml(OmegaConf.structured(dataclasses.replace(cfg, seed=seed))),
+            "run_config": OmegaConf.to_yaml(OmegaConf.structured(run_cfg)),
         },
     }
+    return discrete_params(cfg, params) if spec.policy == "discrete" else params
 
 
 def _write_run_config(cfg: Config, run_dir: Path, seed: int) -> None:
@@ -366,10 +377,6 @@ def build_agent(cfg, overrides: Sequence[str] | None = None) -> tuple[SkillMimic
         if seed is None:
             seed = seed_everything(cfg.seed)
         params = rl_games_params(cfg, run_dir, seed)
-        if cfg.task.hlc is not None:                   # high-level controller: discrete PPO (skillmimic.rl.hlc)
-            from .hlc import hlc_params
-
-            params = hlc_params(cfg, params)
         if lead:
             print(f"[skillmimic] run folder {run_dir}  (device {params['config']['device']}, {cfg.num_envs} envs, "
                   f"sim {cfg.sim.backend}, motion {params['config']['env_config']['motion_path']}, seed {seed}, "
@@ -378,10 +385,6 @@ def build_agent(cfg, overrides: Sequence[str] | None = None) -> tuple[SkillMimic
                   flush=True)
 
         runner = make_runner()
-        if cfg.task.hlc is not None:
-            from .hlc import register_hlc
-
-            register_hlc(runner)
         with quiet_rl_games():
             runner.load({"params": params})
             torch.set_num_threads(cfg.torch_threads)

@@ -308,11 +308,10 @@ def main(argv: list[str] | None = None) -> int:
             stats = render_clip(args.path, out, clip=args.clip, start=args.start, frames=args.frames,
                                 hoop=args.hoop, **kw)
         else:
-            from ..eval.policy import load_policy, make_eval_env
+            from ..eval.policy import load_player
 
-            policy = load_policy(args.checkpoint, device=args.device)
-            env = make_eval_env(policy.run_config, num_envs=1, motion_path=args.motion, device=args.device,
-                                episode_length=args.steps + 1)
+            policy, env = load_player(args.checkpoint, 1, motion_path=args.motion, device=args.device,
+                                      episode_length=args.steps + 1)
             try:
                 from ..eval.runner import begin_test_episodes
 

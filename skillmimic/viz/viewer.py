@@ -91,7 +91,7 @@ class PolicyPlayer:
 
     def __init__(self, env, policy, env_id: int = 0, start_frame: int = 2):
         self.env, self.policy, self.env_id, self.start_frame = env, policy, int(env_id), int(start_frame)
-        env.cfg.enable_early_termination = False
+        env.set_test_mode(early_termination=False)
         self.reset()
 
     def set_skill(self, label: int) -> None:
@@ -206,10 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
             run_viewer(DatasetPlayer(MotionLibrary(args.path), args.clip), keymap, fps=args.fps)
             return 0
-        from ..eval.policy import load_policy, make_eval_env
+        from ..eval.policy import load_player
 
-        policy = load_policy(args.checkpoint, device=args.device)
-        env = make_eval_env(policy.run_config, args.num_envs, motion_path=args.motion, device=args.device)
+        policy, env = load_player(args.checkpoint, args.num_envs, motion_path=args.motion, device=args.device)
         try:
             run_viewer(PolicyPlayer(env, policy, start_frame=args.start_frame), keymap, fps=args.fps,
                        scene=env.sim.scene_cfg)
