@@ -91,7 +91,7 @@ def train_fingerprint(out: Path) -> dict:
 
     from skillmimic.rl.config import CONFIG_DIR, register_configs
     from skillmimic.rl.runner import train
-    from skillmimic.rl.checkpoint import load_checkpoint
+    from skillmimic.checkpoint import load_checkpoint
 
     overrides = {"motion.path": str(DEMO), "num_envs": 4, "train.network.units": "[64,64]",
                  "train.minibatch_size": 64, "output_dir": str(out), "experiment": "golden",
