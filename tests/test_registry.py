@@ -63,6 +63,11 @@ def test_a_task_registered_by_a_module_is_trainable_config():
         assert task_spec("test_carry") is spec and "test_carry" in task_names()
         cfg = TaskConfig(env="test_carry", episode_length=20).env_config(2, 1)
         assert isinstance(cfg, CarryConfig) and (cfg.carry_height, cfg.episode_length) == (1.1, 20)
+        registry._TASKS["test_carry"] = dataclasses.replace(spec, config_values={})   # the knob from YAML instead
+        cfg = TaskConfig(env="test_carry", params={"carry_height": 0.5}).env_config(2, 1)
+        assert cfg.carry_height == 0.5
+        with pytest.raises(ConfigError, match="task.params: lift_speed not settings of task test_carry"):
+            TaskConfig(env="test_carry", params={"lift_speed": 1.0}).env_config(2, 1)
         with pytest.raises(ValueError, match="already registered"):
             register_task(dataclasses.replace(spec, policy="discrete"))
         env = spec.make_env(cfg, DEMO_MOTIONS)
