@@ -511,7 +511,6 @@ def _run_round(env, policy: Policy, clips: torch.Tensor, frames: torch.Tensor, s
             st = lift_clear_of_floor(env.sim, ids, st, spec.lift)
         else:
             env.sim.set_state(ids, st)
-        env.prev_dof_vel = st.dof_vel.to(dev).clone()
     if spec.condition is not None:
         env.set_skill(spec.condition)
     env.obs = env.compute_obs()
