@@ -10,7 +10,7 @@ HLC env -- is :func:`check_llc_checkpoint`, which config validation calls.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Protocol
 
 import torch
 

@@ -35,15 +35,15 @@ class HLCTask:
         self.goal = torch.zeros(num_envs, 2, device=device)     # xy; unused by throwing
         self.stats: dict[str, torch.Tensor] = {}
 
-    def reset(self, env: "HLCEnv", ids: torch.Tensor) -> None:
+    def reset(self, env, ids: torch.Tensor) -> None:
         """Draw the new episodes' goals from their start state (already set in the sim)."""
         for v in self.stats.values():
             v[ids] = 0
 
-    def obs(self, env: "HLCEnv", state) -> torch.Tensor:
+    def obs(self, env, state) -> torch.Tensor:
         return torch.zeros(env.num_envs, 0, device=env.device)
 
-    def step(self, env: "HLCEnv", prev_ball: torch.Tensor, state, live: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, env, prev_ball: torch.Tensor, state, live: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reward terms of this env step (``reward`` among them) and statistics update."""
         raise NotImplementedError
 
