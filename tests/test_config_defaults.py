@@ -100,8 +100,7 @@ def test_old_run_config_with_headless_still_loads():
     loads (the key dropped), while any other unknown key is still an error."""
     from omegaconf.errors import ConfigKeyError
 
-    from skillmimic.eval.policy import run_config_of
-    from skillmimic.rl.config import load_run_config
+    from skillmimic.rl.config import load_run_config, run_config_of
 
     saved = OmegaConf.to_yaml(compose(["num_envs=4"]))
     old = saved + "headless: true\n"

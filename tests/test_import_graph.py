@@ -20,6 +20,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = ("skillmimic", "envs")
 
@@ -27,7 +29,7 @@ ROOTS = ("skillmimic", "envs")
 FLOORS: list[tuple[str, ...]] = [
     # base utilities: plain tensor maths, safe file loading
     ("skillmimic.state", "skillmimic.rotations", "skillmimic.safe_load", "skillmimic.scoring",
-     "skillmimic.profiling"),
+     "skillmimic.profiling", "skillmimic.sampling"),
     ("skillmimic.checkpoint",),                               # checkpoint files, read without rl-games
     ("skillmimic.assets",),                                   # the skeleton, the MJCF scene
     ("skillmimic.kinematics",),                               # forward kinematics over the skeleton
@@ -89,12 +91,17 @@ def _graph() -> dict[str, set[str]]:
     return {name: _imports(name, path, known) for name, path in mods.items()}
 
 
+#: groups that are one module, not a prefix: a new module under ``skillmimic/`` must be given its floor
+_EXACT = {"skillmimic"}
+
+
 def _group(name: str) -> tuple[int, str]:
     """(floor, group prefix) of a module: the longest prefix listed in FLOORS."""
     best = None
     for floor, prefixes in enumerate(FLOORS):
         for p in prefixes:
-            if (name == p or name.startswith(p + ".")) and (best is None or len(p) > len(best[1])):
+            inside = name == p or (p not in _EXACT and name.startswith(p + "."))
+            if inside and (best is None or len(p) > len(best[1])):
                 best = (floor, p)
     assert best is not None, f"module {name} has no floor in FLOORS: add it"
     return best
@@ -155,3 +162,5 @@ def test_the_checker_catches_a_cycle_and_an_upward_edge():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
     assert _group("skillmimic.rl.config")[0] > _group("envs.skill")[0] > _group("skillmimic.sim.base")[0]
+    with pytest.raises(AssertionError, match="no floor"):
+        _group("skillmimic.brand_new")

@@ -10,7 +10,7 @@ import torch
 
 from envs import SkillEnvConfig, TaskSpec, make_skill_env, register_task, task_names, task_spec
 from envs.hlc import LLC_OBS, HLCEnvConfig, LLCCheckpointError, check_llc_checkpoint
-from helpers import DEMO_MOTIONS
+from helpers import DEMO
 from skillmimic.rl.config import ConfigError, TaskConfig
 
 
@@ -45,6 +45,20 @@ def test_task_node_converts_through_the_registry():
         TaskConfig(env="nope").env_config(1, 0)
 
 
+def test_a_run_config_from_before_the_registry_names_its_hlc_task():
+    """Checkpoints written before ``task.env`` named the HLC task in ``task.hlc.task``."""
+    from omegaconf import OmegaConf
+
+    from helpers import compose
+    from skillmimic.rl.config import run_config_of
+
+    saved = OmegaConf.to_container(compose(["task=hlc_circling", "motion=demo"]))
+    del saved["task"]["env"]
+    saved["task"]["hlc"]["task"] = "circling"
+    cfg = run_config_of({"run_config": OmegaConf.to_yaml(OmegaConf.create(saved))})
+    assert cfg.task.env == "hlc_circling" and cfg.task.spec().policy == "discrete"
+
+
 def test_a_task_registered_by_a_module_is_trainable_config():
     """What a new task module does: register a spec; a task node naming it converts to its config."""
     from envs import registry
@@ -70,7 +84,7 @@ def test_a_task_registered_by_a_module_is_trainable_config():
             TaskConfig(env="test_carry", params={"lift_speed": 1.0}).env_config(2, 1)
         with pytest.raises(ValueError, match="already registered"):
             register_task(dataclasses.replace(spec, policy="discrete"))
-        env = spec.make_env(cfg, DEMO_MOTIONS)
+        env = spec.make_env(cfg, DEMO)
         try:
             assert env.reset().shape == (2, env.num_obs)
         finally:
@@ -80,7 +94,7 @@ def test_a_task_registered_by_a_module_is_trainable_config():
 
 
 def test_env_test_mode_api():
-    env = make_skill_env(SkillEnvConfig(num_envs=2, seed=0, state_init=2), DEMO_MOTIONS)
+    env = make_skill_env(SkillEnvConfig(num_envs=2, seed=0, state_init=2), DEMO)
     try:
         env.reset()
         env.set_test_mode(early_termination=False)

@@ -2,7 +2,7 @@
 
 The env receives it as any object of the :class:`LowLevelPolicy` protocol; loading one from
 a training checkpoint (an rl-games model) is the trainer's and the evaluator's job
-(:func:`skillmimic.rl.hlc.load_llc`). What can be checked without building a model --
+(:func:`skillmimic.rl.policy.load_llc`). What can be checked without building a model --
 the file exists, it is a training checkpoint of a continuous skill policy, its sizes fit the
 HLC env -- is :func:`check_llc_checkpoint`, which config validation calls.
 """
