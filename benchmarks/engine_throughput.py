@@ -42,8 +42,8 @@ def standing_state(n: int) -> JointState:
         root_pos=torch.tensor([0.0, 0.0, 0.96]).repeat(n, 1),
         root_quat=torch.tensor([0.70710678, 0.70710678, 0.0, 0.0]).repeat(n, 1),
         root_lin_vel=z, root_ang_vel=z, dof_pos=torch.zeros(n, 156), dof_vel=torch.zeros(n, 156),
-        ball_pos=torch.tensor([0.0, -0.5, 1.2]).repeat(n, 1), ball_quat=torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
-        ball_lin_vel=z, ball_ang_vel=z,
+        obj_pos=torch.tensor([0.0, -0.5, 1.2]).repeat(n, 1), obj_quat=torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
+        obj_lin_vel=z, obj_ang_vel=z,
     )
 
 

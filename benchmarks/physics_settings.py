@@ -118,10 +118,10 @@ class Scene:
         self.model = mujoco.MjModel.from_xml_string(xml)
         m = self.model
         self.body_ids = np.arange(1, 54)                       # humanoid: bodies 1..53 (0 = world)
-        self.ball_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "ball")
+        self.object_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "object")
         self.finger_ids = np.array([i for i in self.body_ids
                                     if any(f in m.body(i).name for f in ("Index", "Middle", "Pinky", "Ring", "Thumb"))])
-        jb = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "ball")
+        jb = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "object")
         self.ball_qpos = int(m.jnt_qposadr[jb])
         self.hinge_qpos = slice(7, 7 + 156)
         self.hinge_qvel = slice(6, 6 + 156)
@@ -136,7 +136,7 @@ class Scene:
         qpos[:, 0:3] = clip[:, C.ROOT_POS]
         qpos[:, 3:7] = expmap_to_quat(t[:, C.ROOT_ROT]).numpy()
         qpos[:, self.hinge_qpos] = hinge_angles(t[:, C.DOF], scene_skeleton(self.cfg)).numpy()
-        qpos[:, self.ball_qpos:self.ball_qpos + 3] = clip[:, C.BALL_POS]
+        qpos[:, self.ball_qpos:self.ball_qpos + 3] = clip[:, C.OBJ_POS]
         qpos[:, self.ball_qpos + 3] = 1.0
         return qpos
 
@@ -165,7 +165,7 @@ class Scene:
     def classify_contacts(self, data: mujoco.MjData, stats: RolloutStats, pairs: set) -> None:
         for c in data.contact[: data.ncon] if data.ncon else ():
             b1, b2 = self.geom_body[c.geom1], self.geom_body[c.geom2]
-            if self.ball_body in (b1, b2):
+            if self.object_body in (b1, b2):
                 stats.ball_contacts += 1
             elif b1 == 0 or b2 == 0:
                 stats.floor_contacts += 1
@@ -267,7 +267,7 @@ def ball_sweep(physics: PhysicsConfig, target: float) -> list[dict]:
     rows = []
     for k in BALL_STIFFNESS:
         cfg = SceneConfig(physics=copy.deepcopy(physics))
-        cfg.ball.contact_stiffness = k
+        cfg.object.contact_stiffness = k
         try:
             cal = calibrate(cfg, target=target)
         except ValueError:
@@ -275,7 +275,7 @@ def ball_sweep(physics: PhysicsConfig, target: float) -> list[dict]:
             continue
         e = [r.restitution for r in drop_test(cal, CALIBRATION_HEIGHTS)]
         impact = drop_test(cal, (IMPACT_5MS,))[0]
-        rows.append({"k": k, "cfg": cal, "b": cal.ball.contact_damping, "e_min": min(e), "e_max": max(e),
+        rows.append({"k": k, "cfg": cal, "b": cal.object.contact_damping, "e_min": min(e), "e_max": max(e),
                      "pen": impact.max_penetration, "steps": impact.contact_steps,
                      "ok": max(abs(min(e) - target), abs(max(e) - target)) <= BALL_TOLERANCE})
     return rows
@@ -318,7 +318,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     default = SceneConfig()
-    target = default.ball.restitution
+    target = default.object.restitution
 
     sweeps, ball_for = {}, {}
     for dt, _, integ in CANDIDATES:
@@ -327,7 +327,7 @@ def main(argv=None) -> None:
             calibrated = [r for r in sweeps[dt] if r["cfg"] is not None]
             good = [r for r in calibrated if r["ok"]]
             best = good[-1] if good else min(calibrated, key=lambda r: r["e_max"] - r["e_min"])
-            ball_for[dt] = best["cfg"].ball
+            ball_for[dt] = best["cfg"].object
     print_ball_table(sweeps)
 
     clips = load_clips(args.motions, args.clips)
@@ -338,22 +338,22 @@ def main(argv=None) -> None:
     dp = default.physics
     default_runs = None
     for dt, sub, integ in CANDIDATES:
-        cfg = SceneConfig(physics=PhysicsConfig(timestep=dt, substeps=sub, integrator=integ), ball=ball_for[dt])
+        cfg = SceneConfig(physics=PhysicsConfig(timestep=dt, substeps=sub, integrator=integ), object=ball_for[dt])
         name = label(cfg.physics)
         if (dt, sub, integ) == (dp.timestep, dp.substeps, dp.integrator):
             cfg, name = default, name + " *"     # the library defaults, ball included
         runs = evaluate(cfg, clips, args.horizon, args.every)
-        rows.append((name, cfg.ball.contact_stiffness, summarise(runs)))
+        rows.append((name, cfg.object.contact_stiffness, summarise(runs)))
         if cfg is default:
             default_runs = runs
     if default_runs is None:
         default_runs = evaluate(default, clips, args.horizon, args.every)
-        rows.append((label(dp) + " *", default.ball.contact_stiffness, summarise(default_runs)))
+        rows.append((label(dp) + " *", default.object.contact_stiffness, summarise(default_runs)))
     for variant in ("noself", "nothumb13"):
-        rows.append((f"  ... {variant}", default.ball.contact_stiffness,
+        rows.append((f"  ... {variant}", default.object.contact_stiffness,
                      summarise(evaluate(default, clips, args.horizon, args.every, variant))))
     print_table(rows)
-    print("* = library defaults (PhysicsConfig, BallConfig); noself / nothumb13 rerun the defaults with "
+    print("* = library defaults (PhysicsConfig, ObjectConfig); noself / nothumb13 rerun the defaults with "
           "self-collision off / Thumb1-Thumb3 excluded")
 
     total = sum(r.steps for r in default_runs)

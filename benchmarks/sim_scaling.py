@@ -51,8 +51,8 @@ def standing_state(n: int, device="cpu") -> JointState:
         root_pos=torch.tensor([0.0, 0.0, 0.96]).repeat(n, 1),
         root_quat=torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0]).repeat(n, 1),
         root_lin_vel=z, root_ang_vel=z, dof_pos=torch.zeros(n, 156), dof_vel=torch.zeros(n, 156),
-        ball_pos=torch.tensor([0.0, -0.5, 1.2]).repeat(n, 1), ball_quat=torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
-        ball_lin_vel=z, ball_ang_vel=z,
+        obj_pos=torch.tensor([0.0, -0.5, 1.2]).repeat(n, 1), obj_quat=torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
+        obj_lin_vel=z, obj_ang_vel=z,
     ).to(device)
 
 
@@ -65,9 +65,9 @@ def random_pose_state(n: int, seed: int = 0) -> JointState:
         root_quat=q / q.norm(dim=-1, keepdim=True),
         root_lin_vel=torch.randn(n, 3, generator=g), root_ang_vel=torch.randn(n, 3, generator=g),
         dof_pos=torch.rand(n, 156, generator=g) * 2 - 1, dof_vel=torch.randn(n, 156, generator=g),
-        ball_pos=torch.rand(n, 3, generator=g) * 0.6 + torch.tensor([-0.3, 0.3, 0.5]),
-        ball_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
-        ball_lin_vel=torch.randn(n, 3, generator=g), ball_ang_vel=torch.randn(n, 3, generator=g),
+        obj_pos=torch.rand(n, 3, generator=g) * 0.6 + torch.tensor([-0.3, 0.3, 0.5]),
+        obj_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
+        obj_lin_vel=torch.randn(n, 3, generator=g), obj_ang_vel=torch.randn(n, 3, generator=g),
     )
 
 
@@ -196,9 +196,9 @@ def parity(args) -> None:
         for k in range(steps):
             sim.set_pd_targets(lib.get_frame_at(clips, f0 + k + 1).state.dof_pos)
             s = sim.step()
-            pos.append(torch.cat([s.body_pos, s.joint.ball_pos[:, None]], 1).double())
+            pos.append(torch.cat([s.body_pos, s.joint.obj_pos[:, None]], 1).double())
             tips.append((s.contact_forces[:, SKELETON_BALLPLAY.fingertip_ids].abs() > 0.1).any(-1))
-            floor.append(s.ball_floor_contact.clone())
+            floor.append(s.obj_floor_contact.clone())
         sim.close()
         runs.append((torch.stack(pos), torch.stack(tips), torch.stack(floor)))
     dev = (runs[0][0] - runs[1][0]).norm(dim=-1)               # (steps, n, 54)

@@ -30,7 +30,7 @@ import torch
 from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary, ReferenceFrame
 from skillmimic.motion.skills import BODY_ONLY_LABELS, NO_TERMINATION_LABELS
-from skillmimic.observations import NUM_SKILLS, scene_obs, skill_one_hot
+from skillmimic.observations import NUM_SKILLS, scene_obs, scene_obs_size, skill_one_hot
 from skillmimic.profiling import StageTimer
 from skillmimic.rewards import RewardInputs, RewardWeights, interaction_reward
 from skillmimic.sim import Simulator, make_simulator
@@ -91,7 +91,7 @@ class SkillEnv(EpisodeEnv):
     # ------------------------------------------------------------------ sizes
     @property
     def num_obs(self) -> int:
-        return 823 + 15 + self.num_skills + (self.augment.num_extra_obs if self.augment is not None else 0)
+        return scene_obs_size(self.sim.skeleton) + self.num_skills + (self.augment.num_extra_obs if self.augment is not None else 0)
 
     # ------------------------------------------------------------------ API
     def set_skill(self, label: int, env_ids: torch.Tensor | None = None) -> None:
@@ -224,11 +224,11 @@ class SkillEnv(EpisodeEnv):
         pos = state.root_pos.clone()
         pos[:, 0] += dist * torch.cos(angle)
         pos[:, 1] += dist * torch.sin(angle)
-        pos[:, 2] = self.sim.scene_cfg.ball.radius
+        pos[:, 2] = self.sim.scene_cfg.object.resting_height()
         state = state.clone()
-        state.ball_pos = torch.where(away, pos, state.ball_pos)
-        state.ball_lin_vel = state.ball_lin_vel.masked_fill(away, 0.0)
-        state.ball_ang_vel = state.ball_ang_vel.masked_fill(away, 0.0)
+        state.obj_pos = torch.where(away, pos, state.obj_pos)
+        state.obj_lin_vel = state.obj_lin_vel.masked_fill(away, 0.0)
+        state.obj_ang_vel = state.obj_ang_vel.masked_fill(away, 0.0)
         return state
 
     def compute_obs(self) -> torch.Tensor:
@@ -240,12 +240,12 @@ class SkillEnv(EpisodeEnv):
     def compute_reward(self, state, ref: ReferenceFrame) -> dict[str, torch.Tensor]:
         j = state.joint
         sim_side = RewardInputs(j.root_pos, j.root_quat, j.dof_pos, j.dof_vel,
-                                state.body_pos[:, self._key_bodies], j.ball_pos)
+                                state.body_pos[:, self._key_bodies], j.obj_pos)
         r = ref.state
-        ref_side = RewardInputs(r.root_pos, r.root_quat, r.dof_pos, r.dof_vel, ref.key_body_pos, r.ball_pos)
+        ref_side = RewardInputs(r.root_pos, r.root_quat, r.dof_pos, r.dof_vel, ref.key_body_pos, r.obj_pos)
         ref_side = RewardInputs(*(t.to(self.device) for t in vars(ref_side).values()))
         terms = interaction_reward(sim_side, ref_side, self.prev_dof_vel,
-                                   state.contact_forces[:, self._contact_bodies], state.ball_contact_force,
+                                   state.contact_forces[:, self._contact_bodies], state.obj_contact_force,
                                    ref.contact.to(self.device), self.cfg.reward)
         if self.cfg.body_only_labels:
             body_only = self._clip_body_only[self.clip_ids]

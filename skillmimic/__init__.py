@@ -34,7 +34,7 @@ _EXPORTS = {
     "available_backends": "skillmimic.sim",
     "SceneConfig": "skillmimic.assets.mjcf",
     "PhysicsConfig": "skillmimic.assets.mjcf",
-    "BallConfig": "skillmimic.assets.mjcf",
+    "ObjectConfig": "skillmimic.assets.objects",
     "HoopConfig": "skillmimic.assets.mjcf",
     "build_scene_xml": "skillmimic.assets.mjcf",
     "SKELETON_BALLPLAY": "skillmimic.assets.skeleton",

@@ -9,7 +9,7 @@ inverse kinematics:
   and contact flag 1 throughout. An arm IK closes the palms onto the ball.
 * ``013_demo_dribble_1.pt``: an in-place right-hand dribble from a slight crouch, three
   cycles of 0.8 s. The ball is ballistic between release and catch (g = 9.81, one floor
-  bounce with the restitution of ``BallConfig``). While in contact it rides under the
+  bounce with the restitution of ``ObjectConfig``). While in contact it rides under the
   palm, on a smooth curve from the catch up to the top and down to the release, and the
   contact flag is 1 there. The arm and spine angles come from a damped least-squares IK:
   the right palm sits on top of the ball facing down, the forearm stays clear of the
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .assets.mjcf import BallConfig
+from .assets.mjcf import ObjectConfig
 from .assets.skeleton import SKELETON_BALLPLAY
 from .kinematics import forward_kinematics
 from .motion import columns as C
@@ -104,7 +104,7 @@ def source_pose() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tenso
     points along +x), so the body faces -y. The mocap feet sink ~2.5 cm into the floor
     with this skeleton's foot boxes; the pose is lifted until the lowest geom touches
     z = 0, so a world reset onto these frames starts without a contact kick.
-    Returns (root_pos (3,), root_quat wxyz (4,), joint exp-maps (52, 3), ball_pos (3,)).
+    Returns (root_pos (3,), root_quat wxyz (4,), joint exp-maps (52, 3), obj_pos (3,)).
     """
     q = expmap_to_quat(torch.tensor(_SOURCE_ROOT_EXPMAP, dtype=torch.float64))
     turn = yaw_quat(-heading_yaw(q))
@@ -191,7 +191,7 @@ def body_axes(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # --------------------------------------------------------------------------- clip assembly
 
 def assemble_clip(root_pos: torch.Tensor, root_quat: torch.Tensor, joint_exp: torch.Tensor,
-                  ball_pos: torch.Tensor, contact: torch.Tensor) -> torch.Tensor:
+                  obj_pos: torch.Tensor, contact: torch.Tensor) -> torch.Tensor:
     """(T, 337) float32 clip; body positions are the FK of the converted pose."""
     T = root_pos.shape[0]
     hinge = expmap_to_hinge_xyz(joint_exp).reshape(T, -1)
@@ -202,7 +202,7 @@ def assemble_clip(root_pos: torch.Tensor, root_quat: torch.Tensor, joint_exp: to
     clip[:, C.ROOT_ROT_DUP] = clip[:, C.ROOT_ROT]
     clip[:, C.DOF] = joint_exp.reshape(T, -1)
     clip[:, C.BODY_POS] = body.reshape(T, -1)
-    clip[:, C.BALL_POS] = ball_pos
+    clip[:, C.OBJ_POS] = obj_pos
     clip[:, C.CONTACT] = contact
     return clip.float()
 
@@ -338,11 +338,11 @@ def crouch_pose(depth: float):
     return low[0], root_quat, hinge
 
 
-def dribble_clip(p: DribbleParams | None = None, ball: BallConfig | None = None) -> torch.Tensor:
+def dribble_clip(p: DribbleParams | None = None, ball: ObjectConfig | None = None) -> torch.Tensor:
     """In-place right-hand dribble (label 013) from a slight crouch."""
     p = p or DribbleParams()
-    ball = ball or BallConfig()
-    ball_z, contact, palm_z = ball_cycle(p, ball.radius, ball.restitution)
+    ball = ball or ObjectConfig()
+    ball_z, contact, palm_z = ball_cycle(p, ball.size[0], ball.restitution)
     root_pos, root_quat, hinge0 = crouch_pose(p.crouch)
     forward, right = body_axes(forward_kinematics(root_pos, root_quat, hinge0).pos)
     N = p.period_frames
@@ -350,18 +350,18 @@ def dribble_clip(p: DribbleParams | None = None, ball: BallConfig | None = None)
     palm_target = torch.cat([xy, palm_z[:, None]], dim=-1)
     lf, ll, lz = p.left_hand
     left_target = torch.cat([root_pos[:2] + lf * forward - ll * right, root_pos.new_tensor([lz])])
-    ball_pos = torch.cat([xy, ball_z[:, None]], dim=-1)
+    obj_pos = torch.cat([xy, ball_z[:, None]], dim=-1)
     down = root_pos.new_tensor([0.0, 0.0, -1.0])
     elbow = SKEL.index("R_Elbow")
     _, _, forearm, _ = SKEL.geoms[elbow]
-    forearm_clear = ball.radius + SKEL.geoms[elbow][1][0]
+    forearm_clear = ball.size[0] + SKEL.geoms[elbow][1][0]
 
     def task(pos, rot):
         r_centre, r_normal = palm_frame(pos, "R")
         l_centre, _ = palm_frame(pos, "L")
         ends = _geom_points(pos, rot, elbow, forearm)
         # keep the forearm capsule off the ball: only the palm touches it
-        gap = torch.relu(forearm_clear - segment_distance(ball_pos, ends[:, 0], ends[:, 1]))
+        gap = torch.relu(forearm_clear - segment_distance(obj_pos, ends[:, 0], ends[:, 1]))
         return torch.cat([r_centre - palm_target, 0.1 * (r_normal - down), 0.5 * (l_centre - left_target),
                           2.0 * gap[:, None]], -1)
 
@@ -370,7 +370,7 @@ def dribble_clip(p: DribbleParams | None = None, ball: BallConfig | None = None)
     joint_exp = _with_joints(source_pose()[2], hinge, _LEGS + _SPINE + _ARMS)
     k = p.cycles
     return assemble_clip(root_pos.expand(N * k, 3), root_quat.expand(N * k, 4), joint_exp.repeat(k, 1, 1),
-                         ball_pos.repeat(k, 1), contact.repeat(k))
+                         obj_pos.repeat(k, 1), contact.repeat(k))
 
 
 def _with_joints(joints: torch.Tensor, hinge: torch.Tensor, names) -> torch.Tensor:
@@ -392,7 +392,7 @@ def hold_clip(duration: float = 2.0, palm_clearance: float = DribbleParams.palm_
     root_pos, root_quat, joints, ball = source_pose()
     hinge0 = expmap_to_hinge_xyz(joints).reshape(-1)
     pos0 = forward_kinematics(root_pos, root_quat, hinge0).pos
-    reach = BallConfig().radius + palm_clearance
+    reach = ObjectConfig().size[0] + palm_clearance
     targets = {}
     for side in "LR":
         centre, _ = palm_frame(pos0, side)

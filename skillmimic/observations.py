@@ -4,22 +4,47 @@ Why pure functions: the skill env, the HLC envs, the history encoder and eval al
 the same features of a :class:`~skillmimic.sim.SceneState`; keeping them free of env state
 makes them testable on synthetic inputs and identical across backends.
 
-Layout (902 = 823 humanoid + 15 ball + 64 skill one-hot, as in the original):
-root height 1 | bodies 1..52 relative to root, heading frame 156 | 53 body rotations,
-heading frame, tan-norm 318 | 53 body linear velocities 159 | 53 angular velocities 159 |
-fingertip contact forces (world, N) 30 | ball position 3 (xy relative to root, z absolute,
-heading frame) | ball rotation tan-norm 6 | ball linear + angular velocity 6 | one-hot 64.
+Layout (902 = 823 humanoid + 15 object + 64 skill one-hot, as in the original, whose
+object is the ball): root height 1 | bodies 1..52 relative to root, heading frame 156 |
+53 body rotations, heading frame, tan-norm 318 | 53 body linear velocities 159 | 53 angular
+velocities 159 | fingertip contact forces (world, N) 30 | object position 3 (xy relative to
+root, z absolute, heading frame) | object rotation tan-norm 6 | object linear + angular
+velocity 6 | one-hot 64.
+
+The sizes are defined here only (:func:`humanoid_obs_size`, :data:`OBJECT_OBS`,
+:func:`scene_obs_size`): they follow from the skeleton (bodies, fingertips) and from the
+object entity's features, which are the same for every shape (a pose and a velocity).
 """
 
 from __future__ import annotations
 
 import torch
 
+from .assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from .motion.columns import NUM_SKILLS  # the skill labels' one-hot width (part of the data format)
 from .rotations import heading_yaw, matrix_to_tan_norm, quat_to_matrix
 
-HUMANOID_OBS = 823
-BALL_OBS = 15
+
+def humanoid_obs_size(skeleton: Skeleton = SKELETON_BALLPLAY) -> int:
+    """Width of :func:`humanoid_obs`: root height, non-root body positions (3 each), body
+    rotations (tan-norm, 6), linear and angular velocities (3 + 3), fingertip forces (3)."""
+    nb = skeleton.num_bodies
+    return 1 + 3 * (nb - 1) + 6 * nb + 3 * nb + 3 * nb + 3 * len(skeleton.fingertip_ids)
+
+
+#: width of :func:`object_obs`: position 3, rotation tan-norm 6, linear + angular velocity 6
+OBJECT_OBS = 3 + 6 + 3 + 3
+HUMANOID_OBS = humanoid_obs_size()          # 823 for the BallPlay humanoid
+
+
+def scene_obs_size(skeleton: Skeleton = SKELETON_BALLPLAY) -> int:
+    """Width of :func:`scene_obs`: humanoid + object features (838 for the BallPlay humanoid)."""
+    return humanoid_obs_size(skeleton) + OBJECT_OBS
+
+
+def skill_obs_size(skeleton: Skeleton = SKELETON_BALLPLAY, num_skills: int = NUM_SKILLS) -> int:
+    """Width of a skill policy's observation: scene features + the skill one-hot (902)."""
+    return scene_obs_size(skeleton) + num_skills
 
 
 def heading_rotation_inv(root_quat: torch.Tensor) -> torch.Tensor:
@@ -43,13 +68,13 @@ def local_body_pos(inv: torch.Tensor, body_pos: torch.Tensor) -> torch.Tensor:
     return _apply(inv, body_pos[:, 1:] - body_pos[:, :1])
 
 
-def local_ball_pos(inv: torch.Tensor, ball_pos: torch.Tensor, root_pos: torch.Tensor) -> torch.Tensor:
-    """(N, 3) ball position in the heading frame ``inv``: xy relative to the root, z absolute."""
-    return _apply(inv, torch.cat([ball_pos[:, :2] - root_pos[:, :2], ball_pos[:, 2:3]], -1))
+def local_object_pos(inv: torch.Tensor, obj_pos: torch.Tensor, root_pos: torch.Tensor) -> torch.Tensor:
+    """(N, 3) object position in the heading frame ``inv``: xy relative to the root, z absolute."""
+    return _apply(inv, torch.cat([obj_pos[:, :2] - root_pos[:, :2], obj_pos[:, 2:3]], -1))
 
 
 def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_forces, root_quat) -> torch.Tensor:
-    """(N, 823) humanoid features; ``fingertip_forces`` (N, 10, 3) in the world frame."""
+    """(N, :func:`humanoid_obs_size`) humanoid features; ``fingertip_forces`` (N, 10, 3) in the world frame."""
     n = body_pos.shape[0]
     inv = heading_rotation_inv(root_quat)
     local_pos = local_body_pos(inv, body_pos)
@@ -64,14 +89,14 @@ def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_force
     ], dim=-1)
 
 
-def ball_obs(ball_pos, ball_quat, ball_lin_vel, ball_ang_vel, root_pos, root_quat) -> torch.Tensor:
-    """(N, 15) ball features in the humanoid's heading frame."""
+def object_obs(obj_pos, obj_quat, obj_lin_vel, obj_ang_vel, root_pos, root_quat) -> torch.Tensor:
+    """(N, :data:`OBJECT_OBS`) object features in the humanoid's heading frame."""
     inv = heading_rotation_inv(root_quat)
     return torch.cat([
-        local_ball_pos(inv, ball_pos, root_pos),
-        matrix_to_tan_norm(inv @ quat_to_matrix(ball_quat)),
-        _apply(inv, ball_lin_vel),
-        _apply(inv, ball_ang_vel),
+        local_object_pos(inv, obj_pos, root_pos),
+        matrix_to_tan_norm(inv @ quat_to_matrix(obj_quat)),
+        _apply(inv, obj_lin_vel),
+        _apply(inv, obj_ang_vel),
     ], dim=-1)
 
 
@@ -80,10 +105,10 @@ def skill_one_hot(labels: torch.Tensor, num_skills: int = NUM_SKILLS) -> torch.T
 
 
 def scene_obs(state, fingertip_ids) -> torch.Tensor:
-    """(N, 838) humanoid + ball features of a :class:`~skillmimic.sim.SceneState`."""
+    """(N, :func:`scene_obs_size`) humanoid + object features of a :class:`~skillmimic.sim.SceneState`."""
     j = state.joint
     return torch.cat([
         humanoid_obs(state.body_pos, state.body_rot, state.body_lin_vel, state.body_ang_vel,
                      state.contact_forces[:, fingertip_ids], j.root_quat),
-        ball_obs(j.ball_pos, j.ball_quat, j.ball_lin_vel, j.ball_ang_vel, j.root_pos, j.root_quat),
+        object_obs(j.obj_pos, j.obj_quat, j.obj_lin_vel, j.obj_ang_vel, j.root_pos, j.root_quat),
     ], dim=-1)

@@ -2,10 +2,10 @@
 
 r = r_b * r_o * r_ig * r_cg1 * r_cg2 (multiplicative, in (0, 1]):
   r_b   body: key positions (root + 17 key bodies), root exp-map + hinge angles, smoothness
-  r_o   ball position
-  r_ig  interaction graph: key-body-to-ball vectors
+  r_o   object position
+  r_ig  interaction graph: key-body-to-object vectors
   r_cg1 body contact: any contact on the penalised body set is a failure (reference: none)
-  r_cg2 ball contact: the ball is touched (|F_x| or |F_y| > threshold) iff the reference says so
+  r_cg2 object contact: the object is touched (|F_x| or |F_y| > threshold) iff the reference says so
 Each term is returned separately so training can log them. The simulated state at time t is
 compared with the reference at the *same* t (the original V1 compared with t + 1).
 Differences of angles are wrapped to [-pi, pi] so a hinge at +pi and one at -pi agree.
@@ -48,7 +48,7 @@ class RewardInputs:
     dof_pos: torch.Tensor       # (N, 156)
     dof_vel: torch.Tensor       # (N, 156)
     key_pos: torch.Tensor       # (N, 17, 3)
-    ball_pos: torch.Tensor      # (N, 3)
+    obj_pos: torch.Tensor      # (N, 3)
 
 
 def interaction_reward(
@@ -56,7 +56,7 @@ def interaction_reward(
     ref: RewardInputs,
     prev_dof_vel: torch.Tensor,
     body_contact_forces: torch.Tensor,   # (N, nbody_penalised, 3)
-    ball_contact_force: torch.Tensor,    # (N, 3)
+    obj_contact_force: torch.Tensor,    # (N, 3)
     ref_contact: torch.Tensor,           # (N,) 0/1
     w: RewardWeights = RewardWeights(),
 ) -> dict[str, torch.Tensor]:
@@ -73,15 +73,15 @@ def interaction_reward(
     r_r = torch.exp(-w.r * e_r)
     r_s = torch.exp(-w.smoothness * e_s)
 
-    r_o = torch.exp(-w.op * (ref.ball_pos - sim.ball_pos).pow(2).mean(-1))
-    ig_sim = k_sim - sim.ball_pos[:, None]
-    ig_ref = k_ref - ref.ball_pos[:, None]
+    r_o = torch.exp(-w.op * (ref.obj_pos - sim.obj_pos).pow(2).mean(-1))
+    ig_sim = k_sim - sim.obj_pos[:, None]
+    ig_ref = k_ref - ref.obj_pos[:, None]
     r_ig = torch.exp(-w.ig * (ig_ref - ig_sim).pow(2).flatten(1).mean(-1))
 
     body_contact = (body_contact_forces.abs() >= w.contact_threshold).flatten(1).any(-1).float()
-    ball_contact = (ball_contact_force[:, :2].abs() > w.contact_threshold).any(-1).float()
+    obj_contact = (obj_contact_force[:, :2].abs() > w.contact_threshold).any(-1).float()
     r_cg1 = torch.exp(-w.cg1 * body_contact)
-    r_cg2 = torch.exp(-w.cg2 * (ball_contact - ref_contact.float()).abs())
+    r_cg2 = torch.exp(-w.cg2 * (obj_contact - ref_contact.float()).abs())
 
     r_b = r_p * r_r * r_s
     reward = r_b * r_o * r_ig * r_cg1 * r_cg2

@@ -14,13 +14,13 @@ import torch
 
 
 
-def rim_crossings(prev_ball_pos: torch.Tensor, ball_pos: torch.Tensor, rim_pos: torch.Tensor,
+def rim_crossings(prev_obj_pos: torch.Tensor, obj_pos: torch.Tensor, rim_pos: torch.Tensor,
                   rim_radius: float) -> torch.Tensor:
     """(N,) bool: the ball centre went down through the rim disc during this step."""
-    z0 = prev_ball_pos[:, 2] - rim_pos[:, 2]
-    z1 = ball_pos[:, 2] - rim_pos[:, 2]
+    z0 = prev_obj_pos[:, 2] - rim_pos[:, 2]
+    z1 = obj_pos[:, 2] - rim_pos[:, 2]
     down = (z0 > 0) & (z1 <= 0)
     s = (z0 / (z0 - z1).clamp_min(1e-9)).clamp(0, 1).unsqueeze(-1)
-    xy = prev_ball_pos[:, :2] + s * (ball_pos[:, :2] - prev_ball_pos[:, :2])
+    xy = prev_obj_pos[:, :2] + s * (obj_pos[:, :2] - prev_obj_pos[:, :2])
     inside = (xy - rim_pos[:, :2]).norm(dim=-1) < rim_radius
     return down & inside

@@ -1,4 +1,4 @@
-"""The joint-space state of the humanoid+ball scene, batched over worlds.
+"""The joint-space state of the humanoid+object scene, batched over worlds.
 
 Why one type: the motion library samples reference frames as this type, every
 simulator backend accepts it in ``set_state`` (resets) and reports it back, and V2's
@@ -21,10 +21,10 @@ class JointState:
     root_ang_vel: torch.Tensor   # (N, 3)
     dof_pos: torch.Tensor        # (N, 156) hinge angles, rad
     dof_vel: torch.Tensor        # (N, 156)
-    ball_pos: torch.Tensor       # (N, 3)
-    ball_quat: torch.Tensor      # (N, 4) wxyz
-    ball_lin_vel: torch.Tensor   # (N, 3)
-    ball_ang_vel: torch.Tensor   # (N, 3)
+    obj_pos: torch.Tensor       # (N, 3)
+    obj_quat: torch.Tensor      # (N, 4) wxyz
+    obj_lin_vel: torch.Tensor   # (N, 3)
+    obj_ang_vel: torch.Tensor   # (N, 3)
 
     def map(self, fn) -> "JointState":
         return JointState(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})

@@ -81,10 +81,10 @@ def random_state(n: int, seed: int = 0):
         root_ang_vel=torch.randn(n, 3, generator=g),
         dof_pos=torch.rand(n, 156, generator=g) * 2 - 1,
         dof_vel=torch.randn(n, 156, generator=g),
-        ball_pos=torch.rand(n, 3, generator=g) + torch.tensor([2.0, 0.0, 1.0]),
-        ball_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
-        ball_lin_vel=torch.randn(n, 3, generator=g),
-        ball_ang_vel=torch.randn(n, 3, generator=g),
+        obj_pos=torch.rand(n, 3, generator=g) + torch.tensor([2.0, 0.0, 1.0]),
+        obj_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
+        obj_lin_vel=torch.randn(n, 3, generator=g),
+        obj_ang_vel=torch.randn(n, 3, generator=g),
     )
 
 
@@ -97,6 +97,6 @@ def standing_state(n: int, ball_height: float = 1.5):
         root_pos=torch.tensor([0.0, 0.0, 0.96]).repeat(n, 1),
         root_quat=torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0]).repeat(n, 1),
         root_lin_vel=z, root_ang_vel=z, dof_pos=torch.zeros(n, 156), dof_vel=torch.zeros(n, 156),
-        ball_pos=torch.tensor([1.5, 1.5, ball_height]).repeat(n, 1),
-        ball_quat=torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1), ball_lin_vel=z, ball_ang_vel=z,
+        obj_pos=torch.tensor([1.5, 1.5, ball_height]).repeat(n, 1),
+        obj_quat=torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1), obj_lin_vel=z, obj_ang_vel=z,
     )

@@ -28,7 +28,7 @@ def test_structure_mass_and_pd_gains(model):
     names = [model.body(i).name for i in range(1, 54)]
     assert names == list(SK.names)
     assert abs(model.body_subtreemass[1] - 66.59) < 0.01          # facts §2: 66.59 kg
-    ball = model.body("ball")
+    ball = model.body("object")
     assert abs(model.body_mass[ball.id] - 7.238) < 0.01           # density 1000, r 0.12
     # position actuators: force = kp (ctrl - q) - kv qdot, with the table's gains per hinge
     np.testing.assert_allclose(model.actuator_gainprm[:, 0], SK.dof_kp)

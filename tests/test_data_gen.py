@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from skillmimic import data_gen
-from skillmimic.assets.mjcf import BallConfig
+from skillmimic.assets.mjcf import ObjectConfig
 from skillmimic.assets.skeleton import SKELETON_BALLPLAY as SKEL
 from skillmimic.kinematics import forward_kinematics
 from skillmimic.motion import columns as C
@@ -15,7 +15,7 @@ from skillmimic.rotations import expmap_to_hinge, expmap_to_quat
 from helpers import DEMO as DEMO_DIR
 G = data_gen.GRAVITY
 DT = 1.0 / C.FPS
-RADIUS = BallConfig().radius
+RADIUS = ObjectConfig().size[0]
 
 
 def hand_ids(side):
@@ -26,7 +26,7 @@ def hand_ids(side):
 def hand_ball_distance(clip, side):
     """Per frame: distance from the ball centre to the nearest body of that hand."""
     body = clip[:, C.BODY_POS].reshape(-1, SKEL.num_bodies, 3)
-    return (body[:, hand_ids(side)] - clip[:, None, C.BALL_POS]).norm(dim=-1).amin(-1)
+    return (body[:, hand_ids(side)] - clip[:, None, C.OBJ_POS]).norm(dim=-1).amin(-1)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_ballplay_format(clips, name, label, seconds):
     assert clip.shape[0] == round(seconds * C.FPS)
     assert torch.isfinite(clip).all()
     assert torch.equal(clip[:, C.ROOT_ROT_DUP], clip[:, C.ROOT_ROT])
-    assert not clip[:, C.BALL_ROT].any() and not clip[:, C.UNUSED].any()
+    assert not clip[:, C.OBJ_ROT].any() and not clip[:, C.UNUSED].any()
     assert set(clip[:, C.CONTACT].unique().tolist()) <= {0.0, 1.0}
     # body positions are the forward kinematics of the clip's own pose (generated with X-Y-Z
     # hinges, checked with the table's orders: the clip stores rotations, not hinge angles)
@@ -70,7 +70,7 @@ def test_standing_on_not_in_the_floor(clips, name):
                             expmap_to_hinge(c[:, C.DOF].reshape(T, -1, 3), SKEL.hinge_orders).reshape(T, -1))
     low = data_gen.lowest_point(fk.pos, fk.rot)
     assert low.min() > -2e-3 and low.max() < 2e-3          # feet on the floor, not sunk or floating
-    assert (c[:, C.BALL_POS][:, 2] >= RADIUS - 1e-5).all()   # ball never below the floor
+    assert (c[:, C.OBJ_POS][:, 2] >= RADIUS - 1e-5).all()   # ball never below the floor
 
 
 def test_hold_is_still_with_both_hands_on_the_ball(clips):
@@ -89,14 +89,14 @@ def _bounces(z):
 
 def test_dribble_ball_is_ballistic_between_contacts(clips):
     clip = clips["013_demo_dribble_1.pt"].double()
-    z, contact = clip[:, C.BALL_POS][:, 2], clip[:, C.CONTACT]
+    z, contact = clip[:, C.OBJ_POS][:, 2], clip[:, C.CONTACT]
     acc = z[2:] - 2 * z[1:-1] + z[:-2]                       # acc[k]: frames k, k+1, k+2
     checked = (contact[:-2] == 0) & (contact[1:-1] == 0) & (contact[2:] == 0)
     for i in _bounces(z):
         checked[max(i - 1, 0):i + 2] = False                  # triples that straddle the floor hit
     assert checked.sum() >= 40
     torch.testing.assert_close(acc[checked], torch.full_like(acc[checked], -G * DT * DT), rtol=0, atol=2e-5)
-    assert (clip[:, C.BALL_POS][:, :2] - clip[0, C.BALL_POS][:2]).abs().max() < 1e-6   # straight down and up
+    assert (clip[:, C.OBJ_POS][:, :2] - clip[0, C.OBJ_POS][:2]).abs().max() < 1e-6   # straight down and up
     # each free flight (contact 0) holds exactly one floor bounce; contact never touches the floor
     free = (contact == 0).tolist()
     for i in _bounces(z):
@@ -107,14 +107,14 @@ def test_dribble_ball_is_ballistic_between_contacts(clips):
 
 def test_dribble_bounce_has_the_ball_restitution(clips):
     clip = clips["013_demo_dribble_1.pt"].double()
-    z = clip[:, C.BALL_POS][:, 2]
+    z = clip[:, C.OBJ_POS][:, 2]
     i = _bounces(z)[0]                                         # floor hit between frames i and i+2
     # ballistic speeds at the floor from two samples well clear of the hit on each side
     v_down = (z[i - 1] - z[i - 2]) / DT - G * DT / 2          # at frame i-1
     v_up = (z[i + 4] - z[i + 3]) / DT + G * DT / 2            # at frame i+3
     s_in = math.sqrt(float(v_down) ** 2 + 2 * G * (float(z[i - 1]) - RADIUS))
     s_out = math.sqrt(float(v_up) ** 2 + 2 * G * (float(z[i + 3]) - RADIUS))
-    assert s_out / s_in == pytest.approx(BallConfig().restitution, abs=0.01)
+    assert s_out / s_in == pytest.approx(ObjectConfig().restitution, abs=0.01)
 
 
 def test_dribble_hand_on_ball_when_in_contact(clips):

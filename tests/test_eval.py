@@ -184,7 +184,7 @@ def test_default_rounds_differ_and_identical_ones_run_once(motion):
     assert (r.episodes, r.duplicates, r.rounds) == (1, 5, 1) and len(calls) == 6     # one batch of 6 steps
     assert "5 planned episodes were identical" in same.table()
     jit = EvalSettings(start_spread=0.0, jitter=Perturbation(dof_pos=0.01, root_lin_vel=0, root_ang_vel=0,
-                                                             ball_pos=0))
+                                                             obj_pos=0))
     env = make_env(motion)
     r = evaluate(env, zero_policy, replace_settings(jit, rounds=2, episode_length=3)).results[0]
     env.close()
@@ -226,11 +226,11 @@ def test_random_pick_and_getup_scenarios_place_ball_and_humanoid(demo_motion):
         assert r.rounds == 2 and not r.criterion_covered and math.isnan(r.e_b_mm)
     pick = [st for st in starts[2:4]]
     for j, _, labels in pick:
-        d = (j.ball_pos[:, :2] - j.root_pos[:, :2]).norm(dim=-1)
+        d = (j.obj_pos[:, :2] - j.root_pos[:, :2]).norm(dim=-1)
         assert ((d >= 0.5 - 1e-4) & (d <= 3.0 + 1e-4)).all()
-        assert ((j.ball_pos[:, 2] >= 0.1 - 1e-4) & (j.ball_pos[:, 2] <= 1.1 + 1e-4)).all()
-        assert j.ball_lin_vel.abs().max() <= 0.5 + 1e-4 and labels.tolist() == [1, 1, 1]
-    assert not torch.equal(pick[0][0].ball_pos, pick[1][0].ball_pos)
+        assert ((j.obj_pos[:, 2] >= 0.1 - 1e-4) & (j.obj_pos[:, 2] <= 1.1 + 1e-4)).all()
+        assert j.obj_lin_vel.abs().max() <= 0.5 + 1e-4 and labels.tolist() == [1, 1, 1]
+    assert not torch.equal(pick[0][0].obj_pos, pick[1][0].obj_pos)
     for j, body_pos, labels in starts[4:6]:
         assert ((j.dof_pos >= -1e-5) & (j.dof_pos <= 1.0 + 1e-5)).all() and j.dof_pos.std() > 0.2
         assert j.root_lin_vel.abs().max() <= 1.0 + 1e-4 and j.root_lin_vel.abs().max() > 0.05
@@ -244,7 +244,7 @@ def test_random_pick_and_getup_scenarios_place_ball_and_humanoid(demo_motion):
 
 def test_perturb_and_push_are_bounded_and_seeded(motion):
     st = motion.clip_frames(0).state[:8]
-    p = Perturbation(dof_pos=0.1, root_lin_vel=0.5, root_ang_vel=0.0, ball_pos=0.05)
+    p = Perturbation(dof_pos=0.1, root_lin_vel=0.5, root_ang_vel=0.0, obj_pos=0.05)
     a = perturb_state_uniform(st, p, torch.Generator().manual_seed(3))
     b = perturb_state_uniform(st, p, torch.Generator().manual_seed(3))
     torch.testing.assert_close(a.dof_pos, b.dof_pos)
@@ -252,7 +252,7 @@ def test_perturb_and_push_are_bounded_and_seeded(motion):
     assert d.max() <= 0.1 + 1e-6 and d.mean() > 0.03
     assert (a.root_lin_vel - st.root_lin_vel).abs().max() <= 0.5 + 1e-6
     torch.testing.assert_close(a.root_ang_vel, st.root_ang_vel)
-    assert (a.ball_pos - st.ball_pos).abs().max() <= 0.05 + 1e-6
+    assert (a.obj_pos - st.obj_pos).abs().max() <= 0.05 + 1e-6
     pushed = push_state(st, 1.5, torch.Generator().manual_seed(0))
     dv = pushed.root_lin_vel - st.root_lin_vel
     torch.testing.assert_close(dv[:, :2].norm(dim=-1), torch.full((8,), 1.5))
@@ -261,7 +261,7 @@ def test_perturb_and_push_are_bounded_and_seeded(motion):
 
 def test_clip_peak_ball_height(motion):
     peaks = clip_peak_ball_height(motion)
-    assert peaks.shape == (1,) and float(peaks[0]) == pytest.approx(float(motion.ball_pos[:, 2].max()))
+    assert peaks.shape == (1,) and float(peaks[0]) == pytest.approx(float(motion.obj_pos[:, 2].max()))
 
 
 def test_criteria_entries_extend_the_default_table():
@@ -279,7 +279,7 @@ def test_run_config_groups_and_command_line_overrides():
 
     from skillmimic.rl.config import Config, MotionConfig, SimConfig, TaskConfig
 
-    assert selected_groups(["motion=ballplay_run", "num_envs=4", "sim.scene.ball.friction=0.5",
+    assert selected_groups(["motion=ballplay_run", "num_envs=4", "sim.scene.object.friction=0.5",
                             "+task.reward.p=3", "eval.rounds=2", "motionless=1"]) == {"motion"}
     run = Config(task=TaskConfig(episode_length=77), train=None, sim=SimConfig(num_threads=3),
                  motion=MotionConfig(name="run", path="run/clips"))

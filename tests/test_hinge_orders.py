@@ -211,8 +211,8 @@ def test_table_sim_fk_matches_mujoco_near_the_old_singularity():
         z = torch.zeros(1, 3)
         st = JointState(root_pos=torch.tensor([[0.0, 0.0, 1.0]]), root_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
                         root_lin_vel=z, root_ang_vel=z, dof_pos=dof.float(), dof_vel=torch.zeros(1, 156),
-                        ball_pos=torch.tensor([[2.0, 0.0, 1.0]]), ball_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
-                        ball_lin_vel=z, ball_ang_vel=z)
+                        obj_pos=torch.tensor([[2.0, 0.0, 1.0]]), obj_quat=torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
+                        obj_lin_vel=z, obj_ang_vel=z)
         sim.set_state(None, st)
         d = mujoco.MjData(sim.model)
         d.qpos[sim.layout.root_q] = [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]

@@ -12,11 +12,11 @@ import torch
 from envs.hlc import (LLC_OBS, HLCConfig, HLCEnvConfig, TASKS, ballistic_descent_time, goal_features,
                       make_hlc_env)
 from skillmimic.assets.mjcf import SceneConfig
-from skillmimic.observations import BALL_OBS, HUMANOID_OBS
+from skillmimic.observations import OBJECT_OBS, HUMANOID_OBS
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
 
 from helpers import DEMO, SHARED_MOTIONS
-SCENE_OBS = HUMANOID_OBS + BALL_OBS
+SCENE_OBS = HUMANOID_OBS + OBJECT_OBS
 
 
 class ScriptedLLC:
@@ -125,10 +125,10 @@ def _drop_balls(env, offsets: list[tuple[float, float]], height: float = 1.0) ->
     along = torch.stack([torch.cos(yaw), torch.sin(yaw)], -1)
     across = torch.stack([-torch.sin(yaw), torch.cos(yaw)], -1)
     off = torch.tensor(offsets, device=rim.device)
-    js.ball_pos = rim + torch.cat([off[:, :1] * along + off[:, 1:] * across,
+    js.obj_pos = rim + torch.cat([off[:, :1] * along + off[:, 1:] * across,
                                   torch.full((len(off), 1), height, device=rim.device)], -1)
-    js.ball_lin_vel = torch.zeros_like(js.ball_lin_vel)
-    js.ball_ang_vel = torch.zeros_like(js.ball_ang_vel)
+    js.obj_lin_vel = torch.zeros_like(js.obj_lin_vel)
+    js.obj_ang_vel = torch.zeros_like(js.obj_ang_vel)
     env.sim.set_state(None, js)
 
 
@@ -147,7 +147,7 @@ def test_layup_env_counts_one_score_through_the_rim_and_none_for_misses(backend)
         for i in range(40):                                           # 2 s: drop, floor bounce, bounce again
             obs, _, done, info = env.step(torch.ones(3, dtype=torch.long))
             assert not done.any()
-            min_z = torch.minimum(min_z, env.sim.state.joint.ball_pos[:, 2])
+            min_z = torch.minimum(min_z, env.sim.state.joint.obj_pos[:, 2])
             if scored_at is None and env.stats["scores"][0] > 0:
                 scored_at = i
                 assert obs[0, -1].item() == 1.0 and obs[1:, -1].tolist() == [0.0, 0.0]
@@ -188,16 +188,16 @@ def test_ballistic_prediction_matches_the_simulated_ball():
     with MujocoCPUSimulator(1, SceneConfig()) as sim:
         js = sim.state.joint.clone()
         js.root_pos = torch.tensor([[-5.0, 0.0, 0.96]])
-        js.ball_pos = torch.tensor([[0.0, 0.0, 1.5]])
-        js.ball_lin_vel = torch.tensor([[2.0, -1.0, 7.0]])
+        js.obj_pos = torch.tensor([[0.0, 0.0, 1.5]])
+        js.obj_lin_vel = torch.tensor([[2.0, -1.0, 7.0]])
         sim.set_state(None, js)
         sim.set_pd_targets(sim.state.joint.dof_pos)
         g = -float(sim.model.opt.gravity[2])
         t_pred = ballistic_descent_time(torch.tensor([1.5]), torch.tensor([7.0]), 3.05, g).item()
         xy_pred = torch.tensor([2.0, -1.0]) * t_pred
-        prev, t = sim.state.joint.ball_pos[0].clone(), 0.0
+        prev, t = sim.state.joint.obj_pos[0].clone(), 0.0
         for _ in range(200):
-            ball = sim.step().joint.ball_pos[0].clone()
+            ball = sim.step().joint.obj_pos[0].clone()
             t += sim.control_dt
             if prev[2] > 3.05 >= ball[2]:
                 s = (prev[2] - 3.05) / (prev[2] - ball[2])
@@ -282,7 +282,7 @@ def test_recorded_layup_scores_once_in_the_default_hoop():
     from skillmimic.motion.io import load_clip
 
     clip = load_clip(sorted(LAYUP_CLIP.glob("*.pt"))[0]).double()
-    ball, root = clip[:, C.BALL_POS], clip[:, C.ROOT_POS]
+    ball, root = clip[:, C.OBJ_POS], clip[:, C.ROOT_POS]
     vel = torch.cat([ball[1:2] - ball[:1], ball[1:] - ball[:-1]]) * C.FPS       # backward differences
     env, _ = make_env("layup", num_envs=1, enable_early_termination=False)
     try:
@@ -306,15 +306,15 @@ def test_recorded_layup_scores_once_in_the_default_hoop():
         js.root_pos[:, :2] = (rim_xy + 5.0 * to_start / to_start.norm()).float()   # humanoid well away
         live = torch.ones(1, dtype=torch.bool)
         for k in range(len(ball)):                                   # kinematic replay, the env's scoring
-            prev = env.sim.state.joint.ball_pos.clone()
-            js.ball_pos, js.ball_lin_vel = ball[k:k + 1].float(), vel[k:k + 1].float()
+            prev = env.sim.state.joint.obj_pos.clone()
+            js.obj_pos, js.obj_lin_vel = ball[k:k + 1].float(), vel[k:k + 1].float()
             env.sim.set_state(None, js)
             if k:
                 env.task.step(env, prev, env.sim.state, live)
         assert env.stats["scores"].item() == 0, "the recorded clip ends above the rim (2.62 m)"
         for _ in range(15):                                          # the rest of the flight: physics
             env.step(torch.ones(1, dtype=torch.long))
-        assert env.sim.state.joint.ball_pos[0, 2].item() < h - 1.0
+        assert env.sim.state.joint.obj_pos[0, 2].item() < h - 1.0
         assert env.stats["scores"].item() == 1
     finally:
         env.close()

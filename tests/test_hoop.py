@@ -14,30 +14,30 @@ from skillmimic.state import JointState
 HOOP = HoopConfig()
 
 
-def scene_state(ball_pos, ball_vel) -> JointState:
-    n = len(ball_pos)
+def scene_state(obj_pos, obj_vel) -> JointState:
+    n = len(obj_pos)
     z = torch.zeros(n, 3)
     return JointState(
         root_pos=torch.tensor([-4.0, 0.0, 0.96]).repeat(n, 1),  # humanoid well away from the hoop
         root_quat=torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0]).repeat(n, 1),
         root_lin_vel=z, root_ang_vel=z, dof_pos=torch.zeros(n, 156), dof_vel=torch.zeros(n, 156),
-        ball_pos=torch.as_tensor(ball_pos, dtype=torch.float32),
-        ball_quat=torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1),
-        ball_lin_vel=torch.as_tensor(ball_vel, dtype=torch.float32), ball_ang_vel=z,
+        obj_pos=torch.as_tensor(obj_pos, dtype=torch.float32),
+        obj_quat=torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1),
+        obj_lin_vel=torch.as_tensor(obj_vel, dtype=torch.float32), obj_ang_vel=z,
     )
 
 
-def count_scores(ball_pos, ball_vel, rim=(2.0, 1.0, HOOP.rim_height), yaw=0.0, steps=150):
-    n = len(ball_pos)
+def count_scores(obj_pos, obj_vel, rim=(2.0, 1.0, HOOP.rim_height), yaw=0.0, steps=150):
+    n = len(obj_pos)
     with MujocoCPUSimulator(n, SceneConfig(hoop=HOOP)) as sim:
         sim.set_hoop_pose(None, torch.tensor([rim] * n), torch.full((n,), yaw))
-        sim.set_state(None, scene_state(ball_pos, ball_vel))
+        sim.set_state(None, scene_state(obj_pos, obj_vel))
         sim.set_pd_targets(sim.state.joint.dof_pos)
         scores = torch.zeros(n, dtype=torch.long)
         min_z = torch.full((n,), 10.0)
-        prev = sim.state.joint.ball_pos.clone()
+        prev = sim.state.joint.obj_pos.clone()
         for _ in range(steps):
-            ball = sim.step().joint.ball_pos
+            ball = sim.step().joint.obj_pos
             scores += rim_crossings(prev, ball, sim.hoop_pos, HOOP.rim_radius).long()
             min_z = torch.minimum(min_z, ball[:, 2])
             prev = ball.clone()
@@ -47,8 +47,8 @@ def count_scores(ball_pos, ball_vel, rim=(2.0, 1.0, HOOP.rim_height), yaw=0.0, s
 def test_drop_through_rim_scores_once_and_miss_scores_none():
     rim = (2.0, 1.0, HOOP.rim_height)
     scores, min_z = count_scores(
-        ball_pos=[[2.0, 1.0, 4.0], [2.0, 1.6, 4.0], [2.0, 1.0 + HOOP.rim_radius + 0.01, 4.0]],
-        ball_vel=[[0.0, 0.0, 0.0]] * 3, rim=rim)
+        obj_pos=[[2.0, 1.0, 4.0], [2.0, 1.6, 4.0], [2.0, 1.0 + HOOP.rim_radius + 0.01, 4.0]],
+        obj_vel=[[0.0, 0.0, 0.0]] * 3, rim=rim)
     assert scores.tolist()[:2] == [1, 0]
     # a ball dropped right onto the rim tube bounces off it: it must not count
     assert scores[2] == 0

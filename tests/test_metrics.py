@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skillmimic.eval.metrics import (
-    ball_contact_flag, body_contact_flag, body_mpjpe, contact_error, frame_success, key_points,
+    object_contact_flag, body_contact_flag, body_mpjpe, contact_error, frame_success, key_points,
     masked_mean, nar_over_rounds, normalized_accumulated_reward, object_mpjpe, tracking_metrics,
 )
 from skillmimic.eval.success import (
@@ -36,7 +36,7 @@ def test_contact_flags_use_thresholds_and_ignore_ball_z():
     body[2, 0, 0] = -0.09
     assert body_contact_flag(body).tolist() == [False, True, False]
     ball = torch.tensor([[0.0, 0.0, 500.0], [0.0, -0.2, 0.0], [0.1, 0.1, 0.0]])
-    assert ball_contact_flag(ball).tolist() == [False, True, False]
+    assert object_contact_flag(ball).tolist() == [False, True, False]
 
 
 def test_contact_error_values_and_ordering():
@@ -93,7 +93,7 @@ def test_nar_and_masked_mean():
 
 # ----------------------------------------------------------------------------- success criteria
 def run_tracker(labels, traj, steps, shot_target=None, thresholds=None, active=None):
-    """Feed ``traj(n) -> (root_pos, root_vel, ball_pos, ball_vel)`` for ``steps`` steps."""
+    """Feed ``traj(n) -> (root_pos, root_vel, obj_pos, obj_vel)`` for ``steps`` steps."""
     tr = SuccessTracker(torch.tensor(labels), shot_target, thresholds)
     for n in range(steps):
         tr.update(n, *traj(n), active=None if active is None else active(n))
@@ -122,11 +122,11 @@ def test_run_latched_early_then_must_hold():
 
     def traj(k):
         moving = (k >= start_at) & (k < stop_at)
-        ball_vel = torch.zeros(n, 3)
-        ball_vel[:, 2] = torch.where(moving, torch.tensor(2.0), torch.tensor(0.0))
+        obj_vel = torch.zeros(n, 3)
+        obj_vel[:, 2] = torch.where(moving, torch.tensor(2.0), torch.tensor(0.0))
         root = const(n, [0.0, 0.0, 0.9])
         root[4, 2] = 0.4
-        return root, torch.zeros(n, 3), const(n, [0.3, 0.2, 0.5]), ball_vel
+        return root, torch.zeros(n, 3), const(n, [0.3, 0.2, 0.5]), obj_vel
 
     tr = run_tracker([13, 11, 12, 13, 13], traj, steps)
     assert tr.success.tolist() == [True, False, True, False, False]

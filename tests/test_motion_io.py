@@ -110,7 +110,7 @@ def test_nan_names_frame_and_column(tmp_path):
 def test_inf_names_frame_and_column(tmp_path):
     x = _clip(10)
     x[3, 325] = -float("inf")
-    _raises(_save(tmp_path, x), "inf", "frame 3", "column 325", "ball position")
+    _raises(_save(tmp_path, x), "inf", "frame 3", "column 325", "object position")
 
 
 def test_all_frames_missing(tmp_path):
@@ -221,7 +221,7 @@ def test_label_must_fit_the_skill_one_hot(tmp_path, label, ok):
 
 
 @pytest.mark.parametrize("col, value, name, unit", [(2, 1e30, "root position", "m"), (200, -101.0, "body positions", "m"),
-                                                    (325, 150.0, "ball position", "m"),
+                                                    (325, 150.0, "object position", "m"),
                                                     (40, 1e3, "joint rotations", "rad"),
                                                     (4, -1e6, "root rotation", "rad")])
 def test_values_beyond_physical_bounds_are_named(tmp_path, col, value, name, unit):

@@ -51,7 +51,7 @@ def synthetic_clip(T: int = 40, spin: float = 2.0) -> torch.Tensor:
     phase = torch.arange(156, dtype=torch.float64) * 0.37
     raw[:, C.DOF] = 0.4 * torch.sin(2.0 * t[:, None] + phase)
     raw[:, C.BODY_POS] = 1.0
-    raw[:, C.BALL_POS] = torch.stack([0.5 + t, 0 * t, 1.0 + 3 * t - 4.9 * t ** 2], -1)
+    raw[:, C.OBJ_POS] = torch.stack([0.5 + t, 0 * t, 1.0 + 3 * t - 4.9 * t ** 2], -1)
     raw[:, C.CONTACT] = (torch.arange(T) % 10 < 5).double()
     return raw.float()
 
@@ -130,7 +130,7 @@ def test_velocities_integrate_to_positions(lib):
     """Forward differences: x[t] + v[t] / fps == x[t+1] inside every clip."""
     nxt = _not_last(lib)
     i = nxt.nonzero().flatten()
-    for pos, vel in (("root_pos", "root_lin_vel"), ("dof_pos", "dof_vel"), ("ball_pos", "ball_lin_vel")):
+    for pos, vel in (("root_pos", "root_lin_vel"), ("dof_pos", "dof_vel"), ("obj_pos", "obj_lin_vel")):
         x, v = getattr(lib, pos).double(), getattr(lib, vel).double()
         err = x[i] + v[i] / FPS - x[i + 1]
         if pos == "dof_pos":           # hinge angles live in [-pi, pi]: equal up to whole turns
@@ -159,8 +159,8 @@ def test_angles_and_quaternions_are_continuous(lib):
 def test_ball_rotation_is_identity_in_release(lib):
     ids = torch.arange(lib.num_clips)
     ref = lib.get_frame_at(ids, torch.zeros_like(ids))
-    torch.testing.assert_close(ref.state.ball_quat.abs(), torch.tensor([1.0, 0, 0, 0]).expand(lib.num_clips, 4))
-    assert torch.equal(ref.state.ball_ang_vel, torch.zeros_like(ref.state.ball_ang_vel))
+    torch.testing.assert_close(ref.state.obj_quat.abs(), torch.tensor([1.0, 0, 0, 0]).expand(lib.num_clips, 4))
+    assert torch.equal(ref.state.obj_ang_vel, torch.zeros_like(ref.state.obj_ang_vel))
     assert set(lib.contact.unique().tolist()) <= {0.0, 1.0}
 
 
@@ -307,7 +307,7 @@ def test_linear_velocity_of_synthetic_clip(tmp_path):
     lib = _lib_of(tmp_path, raw)
     r = raw.double()
     torch.testing.assert_close(lib.root_lin_vel[:-1].double(), (r[1:, :3] - r[:-1, :3]) * FPS, atol=1e-4, rtol=0)
-    torch.testing.assert_close(lib.ball_lin_vel[-1], lib.ball_lin_vel[-2])
+    torch.testing.assert_close(lib.obj_lin_vel[-1], lib.obj_lin_vel[-2])
 
 
 def test_hinge_angles_wrap_through_pi(tmp_path):
@@ -353,7 +353,7 @@ def test_missing_frames(tmp_path):
     for t in (19, 20, 21):
         assert torch.equal(lib.dof_vel[t], lib.dof_vel[18]), t
     for t in (0, 1):
-        assert torch.equal(lib.ball_lin_vel[t], lib.ball_lin_vel[2]), t
+        assert torch.equal(lib.obj_lin_vel[t], lib.obj_lin_vel[2]), t
     assert torch.isfinite(lib.body_pos).all()
     # the recorded body positions stay as recorded, and the FK report ignores missing frames
     assert (lib.recorded_body_pos[10] == 0).all()

@@ -33,7 +33,7 @@ def test_engine_bodies_equal_reference_fk_over_whole_clips():
                 assert (dot > 1 - 1e-5).all()
                 torch.testing.assert_close(s.body_lin_vel[ids], ref.body_lin_vel, atol=1e-3, rtol=1e-4)
                 torch.testing.assert_close(s.body_ang_vel[ids], ref.body_ang_vel, atol=1e-3, rtol=1e-4)
-                torch.testing.assert_close(s.joint.ball_pos[ids], ref.state.ball_pos, atol=1e-5, rtol=0)
+                torch.testing.assert_close(s.joint.obj_pos[ids], ref.state.obj_pos, atol=1e-5, rtol=0)
     # and the reference FK is faithful to the recorded skeleton (converted joint angles)
     err = motion.clip_fk_error()
     assert (err < 0.045).all(), err

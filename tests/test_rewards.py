@@ -15,7 +15,7 @@ def inputs(n=5, seed=0) -> RewardInputs:
     return RewardInputs(
         root_pos=torch.randn(n, 3, generator=g), root_quat=q / q.norm(dim=-1, keepdim=True),
         dof_pos=torch.randn(n, 156, generator=g), dof_vel=torch.randn(n, 156, generator=g),
-        key_pos=torch.randn(n, 17, 3, generator=g), ball_pos=torch.randn(n, 3, generator=g),
+        key_pos=torch.randn(n, 17, 3, generator=g), obj_pos=torch.randn(n, 3, generator=g),
     )
 
 
@@ -41,7 +41,7 @@ def test_each_term_drops_when_its_quantity_differs():
 
     t = terms_for(key_pos=ref.key_pos + 0.1)
     assert (t["r_p"] < 1).all() and (t["r_ig"] < 1).all() and (t["r_o"] == 1).all()
-    t = terms_for(ball_pos=ref.ball_pos + 0.3)
+    t = terms_for(obj_pos=ref.obj_pos + 0.3)
     assert (t["r_o"] < 1).all() and (t["r_ig"] < 1).all() and (t["r_p"] == 1).all()
     t = terms_for(dof_pos=ref.dof_pos + 0.2)
     expected = math.exp(-20 * (0.2**2 * 156 / 159))

@@ -45,7 +45,7 @@ def test_set_state_round_trip(sim):
     sim.set_state(None, st)
     s = sim.state
     for name in ("root_pos", "root_quat", "dof_pos", "dof_vel", "root_lin_vel", "root_ang_vel",
-                 "ball_pos", "ball_quat", "ball_lin_vel", "ball_ang_vel"):
+                 "obj_pos", "obj_quat", "obj_lin_vel", "obj_ang_vel"):
         # float32 engine: a few ulps of the largest component
         torch.testing.assert_close(getattr(s.joint, name), getattr(st, name), atol=2e-6, rtol=1e-6, msg=name)
     # ...and the engine's own arrays hold it
@@ -68,7 +68,7 @@ def test_reset_subset_leaves_other_worlds_alone(sim):
     new = random_state(2, seed=3)
     sim.set_state(torch.tensor([1, 3]), new)
     after = sim.state.joint
-    for name in ("dof_pos", "dof_vel", "root_pos", "ball_pos"):
+    for name in ("dof_pos", "dof_vel", "root_pos", "obj_pos"):
         torch.testing.assert_close(getattr(after, name)[[0, 2]], getattr(before, name)[[0, 2]], atol=0, rtol=0)
     torch.testing.assert_close(after.dof_pos[[1, 3]], new.dof_pos, atol=1e-6, rtol=0)
     torch.testing.assert_close(sim._warm[[0, 2]], warm_before[[0, 2]], atol=0, rtol=0)
@@ -82,10 +82,10 @@ def test_ball_drop_bounces_and_reports_floor_contact(sim):
     contact_steps, heights = [], []
     for i in range(90):
         s = sim.step()
-        heights.append(float(s.joint.ball_pos[0, 2]))
-        if s.ball_floor_contact[0]:
+        heights.append(float(s.joint.obj_pos[0, 2]))
+        if s.obj_floor_contact[0]:
             contact_steps.append(i)
-            assert s.ball_contact_force[0, 2] > 0, "floor pushes the ball up"
+            assert s.obj_contact_force[0, 2] > 0, "floor pushes the ball up"
     # free fall 1.08 m takes ~0.47 s = 28 control steps; the first contact is reported then
     assert contact_steps and 24 <= contact_steps[0] <= 32
     assert min(heights) > 0.12 - 0.03, "ball must not sink through the floor"

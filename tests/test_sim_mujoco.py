@@ -26,7 +26,7 @@ def test_set_state_round_trip_and_bodies_match_mujoco(sim4):
     sim4.set_state(None, st)
     s = sim4.state
     for name in ("root_pos", "root_quat", "dof_pos", "dof_vel", "root_lin_vel", "root_ang_vel",
-                 "ball_pos", "ball_lin_vel", "ball_ang_vel"):
+                 "obj_pos", "obj_lin_vel", "obj_ang_vel"):
         torch.testing.assert_close(getattr(s.joint, name), getattr(st, name), atol=1e-5, rtol=1e-5, msg=name)
     # Independent check of the reported bodies against MuJoCo's own kinematics.
     m, d = sim4.model, mujoco.MjData(sim4.model)
@@ -70,10 +70,10 @@ def test_ball_drop_bounces_and_reports_floor_contact():
         contact_steps, heights = [], []
         for i in range(90):
             s = sim.step()
-            heights.append(float(s.joint.ball_pos[0, 2]))
-            if s.ball_floor_contact[0]:
+            heights.append(float(s.joint.obj_pos[0, 2]))
+            if s.obj_floor_contact[0]:
                 contact_steps.append(i)
-                assert s.ball_contact_force[0, 2] > 0, "floor pushes the ball up"
+                assert s.obj_contact_force[0, 2] > 0, "floor pushes the ball up"
         # free fall 1.08 m takes ~0.47 s = 28 control steps; the first contact is reported then
         assert contact_steps and 24 <= contact_steps[0] <= 32
         assert min(heights) > 0.12 - 0.03, "ball must not sink through the floor"

@@ -67,14 +67,14 @@ def engines():
 def rollout(sim, init, targets, steps: int) -> dict[str, torch.Tensor]:
     """(steps, N, ...) histories of body+ball positions and contact flags."""
     sim.set_state(None, init)
-    out = {"pos": [], "force": [], "fingertip": [], "ball_floor": []}
+    out = {"pos": [], "force": [], "fingertip": [], "object_floor": []}
     for k in range(steps):
         sim.set_pd_targets(targets(k))
         s = sim.step()
-        out["pos"].append(torch.cat([s.body_pos, s.joint.ball_pos[:, None]], 1).double())
-        out["force"].append(torch.cat([s.contact_forces, s.ball_contact_force[:, None]], 1).double())
+        out["pos"].append(torch.cat([s.body_pos, s.joint.obj_pos[:, None]], 1).double())
+        out["force"].append(torch.cat([s.contact_forces, s.obj_contact_force[:, None]], 1).double())
         out["fingertip"].append((s.contact_forces[:, FINGERTIPS].abs() > FLAG_FORCE).any(-1))
-        out["ball_floor"].append(s.ball_floor_contact.clone())
+        out["object_floor"].append(s.obj_floor_contact.clone())
     return {k: torch.stack(v) for k, v in out.items()}
 
 
@@ -102,17 +102,17 @@ def test_standing_humanoid_holding_pd_targets(engines):
 def test_ball_drops(engines):
     init = standing_state(N)
     # Balls far from the humanoid, dropped from 0.6-2.4 m, one with spin and sideways velocity.
-    init.ball_pos = torch.tensor([[2.0, 0.0, 0.6], [0.0, 2.0, 1.2], [-2.0, 0.0, 2.4], [0.0, -2.0, 1.5]])
-    init.ball_lin_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
-    init.ball_ang_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    init.obj_pos = torch.tensor([[2.0, 0.0, 0.6], [0.0, 2.0, 1.2], [-2.0, 0.0, 2.4], [0.0, -2.0, 1.5]])
+    init.obj_lin_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    init.obj_ang_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
     a, b, dev = compare(engines, init, lambda k: init.dof_pos, EVENT_FREE_STEPS)   # 2-6 impacts each
     ball_dev = (a["pos"][:, :, -1] - b["pos"][:, :, -1]).norm(dim=-1)
     assert ball_dev.max() < EVENT_FREE_TOL, f"max ball deviation {ball_dev.max():.2e} m"
     assert dev.max() < EVENT_FREE_TOL
     force_dev = (a["force"][:, :, -1] - b["force"][:, :, -1]).norm(dim=-1).max()
     assert force_dev < FORCE_TOL, f"ball contact forces differ by {force_dev:.2f} N"
-    assert a["ball_floor"].any(0).all(), "every ball reached the floor"
-    assert torch.equal(a["ball_floor"], b["ball_floor"])
+    assert a["object_floor"].any(0).all(), "every ball reached the floor"
+    assert torch.equal(a["object_floor"], b["object_floor"])
 
 
 def _clip_starts(lib, names: list[str]):
@@ -149,7 +149,7 @@ def test_reference_clips_tracked_with_their_own_joint_angles(engines):
     agree = (a["fingertip"] == b["fingertip"]).double().mean()
     assert a["fingertip"].any(), "fingertips touch the ball in this scenario"
     assert agree >= FLAG_AGREEMENT, f"fingertip flags agree on {agree:.3f}"
-    assert torch.equal(a["ball_floor"], b["ball_floor"])
+    assert torch.equal(a["object_floor"], b["object_floor"])
 
 
 def test_hoop_mocap_pose_and_rim_contacts():
@@ -167,18 +167,18 @@ def test_hoop_mocap_pose_and_rim_contacts():
     init = standing_state(N)
     init.root_pos[:, 0] = -4.0       # humanoid well away from the hoop
     # through the rim; onto the rim tube; past it; thrown at the backboard (which faces -x at yaw pi)
-    init.ball_pos = torch.tensor([[2.0, 1.0, 4.0], [2.0, 1.0 + hoop.rim_radius + 0.01, 4.0],
+    init.obj_pos = torch.tensor([[2.0, 1.0, 4.0], [2.0, 1.0 + hoop.rim_radius + 0.01, 4.0],
                                   [1.4, 1.0, 4.0], [2.0, 1.3, 3.8]])
-    init.ball_lin_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    init.obj_lin_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
     paths, scores = [], []
     for cls in (MujocoCPUSimulator, MujocoWarpSimulator):
         with cls(N, SceneConfig(hoop=hoop)) as sim:
             sim.set_hoop_pose(None, rim, yaw)
             sim.set_state(None, init)
             sim.set_pd_targets(init.dof_pos)
-            prev, path, score = sim.state.joint.ball_pos.clone(), [], torch.zeros(N, dtype=torch.long)
+            prev, path, score = sim.state.joint.obj_pos.clone(), [], torch.zeros(N, dtype=torch.long)
             for _ in range(EVENT_FREE_STEPS):
-                ball = sim.step().joint.ball_pos.clone()
+                ball = sim.step().joint.obj_pos.clone()
                 score += rim_crossings(prev, ball, sim.hoop_pos, hoop.rim_radius).long()
                 path.append(ball)
                 prev = ball

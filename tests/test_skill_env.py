@@ -145,7 +145,7 @@ def test_getup_is_body_only_ball_aside_and_never_terminated():
     env = make_env(motion, state_init=2)
     env.reset()
     s = env.sim.state
-    d = (s.joint.ball_pos[:, :2] - s.joint.root_pos[:, :2]).norm(dim=-1)
+    d = (s.joint.obj_pos[:, :2] - s.joint.root_pos[:, :2]).norm(dim=-1)
     assert ((d > 1.4) & (d < 5.1)).all(), "the ball starts on the floor, out of the way"
     low_start = s.joint.root_pos[:, 2] < env.cfg.termination_height
     for _ in range(3):

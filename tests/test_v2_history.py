@@ -25,7 +25,7 @@ def checkpoint(tmp_path_factory):
 
 def _features_of(state):
     kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos)
-    return H.history_features(kin.pos, state.root_quat, state.dof_pos, state.ball_pos)
+    return H.history_features(kin.pos, state.root_quat, state.dof_pos, state.obj_pos)
 
 
 def test_features_use_the_true_heading(motion):
@@ -43,7 +43,7 @@ def test_features_use_the_true_heading(motion):
     torch.testing.assert_close(H.library_history_features(motion)[rows], f, atol=1e-5, rtol=0)
     # root height first, ball height last
     torch.testing.assert_close(f[:, 0], st.root_pos[:, 2])
-    torch.testing.assert_close(f[:, -1], st.ball_pos[:, 2])
+    torch.testing.assert_close(f[:, -1], st.obj_pos[:, 2])
 
 
 def test_pretraining_lowers_the_loss(checkpoint):

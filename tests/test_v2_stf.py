@@ -30,14 +30,14 @@ def test_perturbation_components_and_scales(motion):
     torch.testing.assert_close(noisy.root_quat.norm(dim=-1), torch.ones(4000))   # renormalised
     std = (noisy.dof_pos - ref.state.dof_pos).std()
     assert 0.09 < float(std) < 0.11
-    bz = noisy.ball_pos[:, 2] - ref.state.ball_pos[:, 2]
+    bz = noisy.obj_pos[:, 2] - ref.state.obj_pos[:, 2]
     assert (bz >= 0).all() and float(bz.max()) <= 0.1
     # root orientation noise is much larger for getup
     ang = lambda q: 2 * torch.acos((q * ref.state.root_quat).sum(-1).abs().clamp(max=1))  # noqa: E731
     assert float(ang(noisy.root_quat)[:2000].mean()) > 3 * float(ang(noisy.root_quat)[2000:].mean())
     zero = perturb_state(ref.state, ref.labels, STFNoise(**{k: 0.0 for k in STFNoise().as_dict()}),
                          STFNoise(**{k: 0.0 for k in STFNoise().as_dict()}), generator=gen)
-    for name in ("root_pos", "root_quat", "dof_pos", "dof_vel", "ball_pos", "ball_lin_vel"):
+    for name in ("root_pos", "root_quat", "dof_pos", "dof_vel", "obj_pos", "obj_lin_vel"):
         torch.testing.assert_close(getattr(zero, name), getattr(ref.state, name), atol=1e-6, rtol=0)
 
 

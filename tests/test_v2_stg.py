@@ -161,7 +161,7 @@ def test_locomotion_sources_use_pose_and_height_only(tmp_path):
     c = int((m.clip_labels == 0).nonzero()[0])
     rows = slice(int(m.clip_starts[c]), int(m.clip_starts[c] + m.clip_lengths[c]))
     before = library_features(m)[rows].map(torch.clone)
-    m.ball_pos[rows] += 3.0
+    m.obj_pos[rows] += 3.0
     g2 = stg.build_graph(m)
     getup = g1.clip_labels[g1.src_clip] == 0
     assert getup.any() and g1.matched[getup].any()

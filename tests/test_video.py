@@ -18,7 +18,7 @@ from skillmimic.assets.skeleton import SKELETON_BALLPLAY
 from skillmimic.viz import gl
 from skillmimic.viz.render import clip_frames, main as render_main, render_frames
 from skillmimic.viz.scene import (
-    ABNORMAL_RGBA, BALL_CONTACT_RGBA, BALL_FREE_RGBA, ColourCues, FollowCamera, pose, qpos_from_state, scene_model,
+    ABNORMAL_RGBA, OBJECT_CONTACT_RGBA, OBJECT_FREE_RGBA, ColourCues, FollowCamera, pose, qpos_from_state, scene_model,
 )
 
 from helpers import DEMO, REPO as ROOT, SHARED_MOTIONS as SHARED
@@ -75,7 +75,7 @@ def green_pixels(img) -> int:
 # ----------------------------------------------------------------------------- with GL
 def test_clip_renders_to_decodable_mp4_with_humanoid_and_contact_coloured_ball(motion, gl_backend, tmp_path):
     frames = clip_frames(motion, 0)
-    contact = np.array([f.ball_contact for f in frames])
+    contact = np.array([f.obj_contact for f in frames])
     # 10 frames with the hand on the ball and 10 without (the dribble bounce), in clip order
     picked = sorted(np.flatnonzero(contact)[10:20].tolist() + np.flatnonzero(~contact)[:10].tolist())
     assert len(picked) == 20
@@ -158,7 +158,7 @@ def test_posed_scene_matches_reference_forward_kinematics(motion):
     for i in (0, 57, 120):
         pose(model, data, qpos[i])
         np.testing.assert_allclose(data.xpos[body_ids], ref.body_pos[i].numpy(), atol=2e-4)
-        np.testing.assert_allclose(data.xpos[model.body("ball").id], ref.state.ball_pos[i].numpy(), atol=1e-5)
+        np.testing.assert_allclose(data.xpos[model.body("object").id], ref.state.obj_pos[i].numpy(), atol=1e-5)
 
 
 def project(model, data, cam, points, aspect):
@@ -195,7 +195,7 @@ def test_camera_keeps_ball_and_pelvis_in_frame_on_every_layup_frame():
     camera = FollowCamera(azimuth=side_azimuth(ref.state.root_pos[:, :2].numpy()), aspect=W / H,
                           fovy=float(model.vis.global_.fovy))
     cam = mujoco.MjvCamera()
-    ball, pelvis = model.body("ball").id, model.body("Pelvis").id
+    ball, pelvis = model.body("object").id, model.body("Pelvis").id
     worst = 1.0
     for i in range(ref.num_frames):
         pose(model, data, qpos[i])
@@ -216,7 +216,7 @@ def test_hoop_pose_for_the_layup_and_hoop_geoms_in_the_scene():
     from skillmimic.viz.scene import hoop_pose_for_clip, place_hoop
 
     ref = MotionLibrary(LAYUP).clip_frames(0)
-    root, ballp = ref.state.root_pos.numpy(), ref.state.ball_pos.numpy()
+    root, ballp = ref.state.root_pos.numpy(), ref.state.obj_pos.numpy()
     rim_xy, yaw = hoop_pose_for_clip(root, ballp)
     np.testing.assert_allclose(rim_xy, ballp[np.argmax(ballp[:, 2]), :2])
     toward_start = root[0, :2] - rim_xy
@@ -235,13 +235,13 @@ def test_hoop_pose_for_the_layup_and_hoop_geoms_in_the_scene():
 def test_colour_cues():
     model = scene_model(width=W, height=H)
     cues = ColourCues(model)
-    ball = model.geom("ball_geom").id
+    ball = model.geom("object_geom").id
     body_rgba = model.geom_rgba[cues.humanoid_geoms].copy()
     assert len(cues.humanoid_geoms) == len(SKELETON_BALLPLAY.names)
     cues.apply(True)
-    np.testing.assert_allclose(model.geom_rgba[ball], BALL_CONTACT_RGBA)
+    np.testing.assert_allclose(model.geom_rgba[ball], OBJECT_CONTACT_RGBA)
     cues.apply(False, root_ang_vel=[0.0, 0.0, 1.0])
-    np.testing.assert_allclose(model.geom_rgba[ball], BALL_FREE_RGBA)
+    np.testing.assert_allclose(model.geom_rgba[ball], OBJECT_FREE_RGBA)
     np.testing.assert_allclose(model.geom_rgba[cues.humanoid_geoms], body_rgba)
     cues.apply(False, root_ang_vel=torch.tensor([6.0, 0.0, 0.0]).numpy())     # spinning: blue for 10 frames
     for _ in range(9):

@@ -49,9 +49,9 @@ class CirclingTask(HLCTask):
 
     def step(self, env, prev_ball, state, live):
         c = self.cfg
-        rel = state.joint.ball_pos[:, :2] - self.goal
+        rel = state.joint.obj_pos[:, :2] - self.goal
         off = (rel.norm(dim=-1) - self.radius).abs()
-        fast = state.joint.ball_lin_vel.norm(dim=-1) >= c.min_ball_speed
+        fast = state.joint.obj_lin_vel.norm(dim=-1) >= c.min_ball_speed
         reward = torch.exp(-off) * torch.where(fast, 1.0, c.slow_scale)
         on = live & (off < c.reach_distance)
         prev_rel = prev_ball[:, :2] - self.goal

@@ -17,7 +17,7 @@ import torch
 
 from skillmimic.assets.mjcf import HoopConfig, SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary
-from skillmimic.observations import BALL_OBS, HUMANOID_OBS, NUM_SKILLS, scene_obs, skill_one_hot
+from skillmimic.observations import OBJECT_OBS, HUMANOID_OBS, NUM_SKILLS, scene_obs, skill_one_hot
 from skillmimic.sim import Simulator, make_simulator
 
 from ..base import EpisodeEnv
@@ -53,7 +53,7 @@ class HLCEnv(EpisodeEnv):
 
     @property
     def num_obs(self) -> int:
-        return HUMANOID_OBS + BALL_OBS + self.task.num_obs
+        return HUMANOID_OBS + OBJECT_OBS + self.task.num_obs
 
     @property
     def steps_per_action(self) -> int:
@@ -99,7 +99,7 @@ class HLCEnv(EpisodeEnv):
         for _ in range(self.cfg.hlc.llc_steps):
             live = ~(terminate | time_out)
             mu = self.llc(torch.cat([scene_obs(state, self._fingertips), one_hot], -1)).clamp(-1.0, 1.0)
-            prev_ball = state.joint.ball_pos.clone()
+            prev_ball = state.joint.obj_pos.clone()
             self.sim.set_pd_targets(scale * mu.to(dev))
             state = self.sim.step()
             self.progress += live.long()

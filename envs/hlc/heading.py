@@ -46,7 +46,7 @@ class HeadingTask(HLCTask):
         return goal_features(state.joint.root_pos, state.joint.root_quat, self.goal)
 
     def step(self, env, prev_ball, state, live):
-        dist = (state.joint.ball_pos - self._target()).norm(dim=-1)
+        dist = (state.joint.obj_pos - self._target()).norm(dim=-1)
         s = self.stats
         s["reached"] |= live & (dist < self.cfg.reach_distance)
         s["min_distance"] = torch.where(live, torch.minimum(s["min_distance"], dist), s["min_distance"])

@@ -100,18 +100,18 @@ class LayupTask(HLCTask):
         c = self.cfg
         j = state.joint
         rim = env.sim.hoop_pos
-        crossed = live & rim_crossings(prev_ball, j.ball_pos, rim, env.hoop.rim_radius)
+        crossed = live & rim_crossings(prev_ball, j.obj_pos, rim, env.hoop.rim_radius)
         self.stats["scores"] += crossed.long()
-        dist = (j.ball_pos - rim).norm(dim=-1)
-        t = ballistic_descent_time(j.ball_pos[:, 2], j.ball_lin_vel[:, 2], rim[:, 2], env.gravity)
-        landing = j.ball_pos[:, :2] + j.ball_lin_vel[:, :2] * t.nan_to_num(0.0)[:, None]
+        dist = (j.obj_pos - rim).norm(dim=-1)
+        t = ballistic_descent_time(j.obj_pos[:, 2], j.obj_lin_vel[:, 2], rim[:, 2], env.gravity)
+        landing = j.obj_pos[:, :2] + j.obj_lin_vel[:, :2] * t.nan_to_num(0.0)[:, None]
         on_course = ball_in_flight(state) & ~torch.isnan(t)
         descent = torch.where(on_course, torch.exp(-c.descent_scale * (landing - rim[:, :2]).norm(dim=-1)),
                               torch.zeros_like(dist))
         moving = j.root_lin_vel.norm(dim=-1) >= c.min_root_speed
         reward = torch.where(moving, 1.0, c.slow_scale) * (
             torch.exp(-c.distance_scale * dist) + c.score_bonus * self.scored.float()
-            + c.height_weight * torch.exp(-(j.ball_pos[:, 2] - rim[:, 2]).abs()) + c.descent_weight * descent)
+            + c.height_weight * torch.exp(-(j.obj_pos[:, 2] - rim[:, 2]).abs()) + c.descent_weight * descent)
         return {"reward": reward, "rim_distance": dist, "descent_term": descent, "scores": crossed.float()}
 
     @staticmethod

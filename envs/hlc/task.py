@@ -104,7 +104,7 @@ def polar_goal(root_xy: torch.Tensor, distance, gen: torch.Generator) -> torch.T
 
 
 def ball_in_flight(state) -> torch.Tensor:
-    return state.ball_contact_force.abs().amax(-1) <= BALL_CONTACT_THRESHOLD
+    return state.obj_contact_force.abs().amax(-1) <= BALL_CONTACT_THRESHOLD
 
 
 def check_range(key: str, rng) -> None:

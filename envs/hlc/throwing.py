@@ -30,7 +30,7 @@ class ThrowingTask(HLCTask):
         self.stats = {"max_ball_height": torch.zeros(num_envs, device=device)}
 
     def step(self, env, prev_ball, state, live):
-        z = state.joint.ball_pos[:, 2]
+        z = state.joint.obj_pos[:, 2]
         s = self.stats
         s["max_ball_height"] = torch.where(live, torch.maximum(s["max_ball_height"], z), s["max_ball_height"])
         return {"reward": torch.exp(-(z - self.cfg.target_height).abs()), "ball_height": z}

@@ -3,7 +3,7 @@
 Why: MuJoCo has no restitution coefficient. A contact is a damped spring whose
 stiffness ``k`` and damping ``b`` (direct solref ``(-k, -b)``) set the bounce, and the
 resulting coefficient of restitution also depends on the timestep and integrator
-(the contact lasts only a few steps). So the defaults in ``BallConfig`` are found by
+(the contact lasts only a few steps). So the defaults in ``ObjectConfig`` are found by
 measurement on the very ball geom, floor and step of the scene, not by formula.
 
 The drop test runs on the scene XML with everything but floor and ball stripped, so
@@ -54,11 +54,15 @@ class DropResult:
 
 
 def ball_drop_model(cfg: SceneConfig | None = None) -> mujoco.MjModel:
-    """The scene with only floor and ball: same options, ball geom and floor geom."""
-    root = ET.fromstring(build_scene_xml(cfg or SceneConfig()))
+    """The scene with only floor and ball (the scene's object): same options, object geom and
+    floor geom. The drop test calibrates spheres only (a box's bounce depends on how it lands)."""
+    cfg = cfg or SceneConfig()
+    if cfg.object.shape != "sphere":
+        raise ValueError(f"the drop-test calibration needs a sphere object, got shape {cfg.object.shape!r}")
+    root = ET.fromstring(build_scene_xml(cfg))
     world = root.find("worldbody")
     for el in world.findall("body") + world.findall("geom"):
-        if el.get("name") not in ("ball", "floor"):
+        if el.get("name") not in ("object", "floor"):
             world.remove(el)
     for tag in _HUMANOID_REFERRING:
         for el in root.findall(tag):
@@ -67,7 +71,7 @@ def ball_drop_model(cfg: SceneConfig | None = None) -> mujoco.MjModel:
 
 
 def _ball_qpos_adr(model: mujoco.MjModel) -> tuple[int, int]:
-    jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "ball")
+    jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "object")
     return int(model.jnt_qposadr[jid]), int(model.jnt_dofadr[jid])
 
 
@@ -79,7 +83,7 @@ def rest_height(model: mujoco.MjModel, settle_time: float = 2.0) -> float:
     """
     data = mujoco.MjData(model)
     qa, _ = _ball_qpos_adr(model)
-    radius = float(model.geom_size[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "ball_geom"), 0])
+    radius = float(model.geom_size[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "object_geom"), 0])
     data.qpos[qa:qa + 3] = (0.0, 0.0, radius)
     data.qpos[qa + 3:qa + 7] = (1.0, 0.0, 0.0, 0.0)
     n = int(round(settle_time / model.opt.timestep))
@@ -94,7 +98,7 @@ def _drop(model: mujoco.MjModel, height: float, rest: float, max_time: float = 6
     data = mujoco.MjData(model)
     qa, va = _ball_qpos_adr(model)
     g = -float(model.opt.gravity[2])
-    radius = float(model.geom_size[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "ball_geom"), 0])
+    radius = float(model.geom_size[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "object_geom"), 0])
     data.qpos[qa:qa + 3] = (0.0, 0.0, rest + height)
     data.qpos[qa + 3:qa + 7] = (1.0, 0.0, 0.0, 0.0)
 
@@ -156,7 +160,7 @@ def measure_restitution(cfg: SceneConfig | None = None, drop_height: float = 1.0
 
 def _with_ball(cfg: SceneConfig, **changes) -> SceneConfig:
     out = copy.deepcopy(cfg)
-    out.ball = replace(out.ball, **changes)
+    out.object = replace(out.object, **changes)
     return out
 
 
@@ -173,17 +177,17 @@ def calibrate(
     max_damping: float | None = None,
 ) -> SceneConfig:
     """Return ``cfg`` with the ball's ``contact_damping`` set so that the mean drop-test
-    restitution over ``heights`` equals ``target`` (default ``cfg.ball.restitution``).
+    restitution over ``heights`` equals ``target`` (default ``cfg.object.restitution``).
 
     Restitution falls monotonically with damping while the contact spans enough steps,
     so bisection on ``b`` is enough; a bracket [0, 2 sqrt(k)] that does not contain the
     target (a stiffness too high for the timestep) raises ``ValueError``. The
-    stiffness (``cfg.ball.contact_stiffness`` unless given) is kept: it sets the
+    stiffness (``cfg.object.contact_stiffness`` unless given) is kept: it sets the
     penetration depth and, against the timestep, the stability.
     """
     cfg = copy.deepcopy(cfg or SceneConfig())
-    target = cfg.ball.restitution if target is None else float(target)
-    k = cfg.ball.contact_stiffness if stiffness is None else float(stiffness)
+    target = cfg.object.restitution if target is None else float(target)
+    k = cfg.object.contact_stiffness if stiffness is None else float(stiffness)
     # Critical damping (2 sqrt(k)) leaves no bounce; far beyond it the explicit
     # reference acceleration -b v overshoots within one step and launches the ball.
     lo, hi = 0.0, 2.0 * math.sqrt(k) if max_damping is None else float(max_damping)
@@ -231,7 +235,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calibrate", action="store_true",
                         help="search the damping for --target over 0.3-3.0 m drops")
-    parser.add_argument("--target", type=float, default=None, help="restitution (default: BallConfig)")
+    parser.add_argument("--target", type=float, default=None, help="restitution (default: ObjectConfig)")
     parser.add_argument("--stiffness", type=float, default=None, help="contact stiffness k (1/s^2)")
     parser.add_argument("--damping", type=float, default=None, help="contact damping b (1/s)")
     parser.add_argument("--timestep", type=float, default=None, help="physics timestep (s)")
@@ -244,20 +248,20 @@ def main(argv=None) -> None:
     if args.integrator is not None:
         cfg.physics.integrator = args.integrator
     if args.stiffness is not None:
-        cfg.ball.contact_stiffness = args.stiffness
+        cfg.object.contact_stiffness = args.stiffness
     if args.damping is not None:
-        cfg.ball.contact_damping = args.damping
+        cfg.object.contact_damping = args.damping
     if args.calibrate:
         cfg = calibrate(cfg, target=args.target)
-    b = cfg.ball
-    print(f"timestep {cfg.physics.timestep:.6g} s ({cfg.physics.integrator}); ball r {b.radius} m, "
+    b = cfg.object
+    print(f"timestep {cfg.physics.timestep:.6g} s ({cfg.physics.integrator}); ball r {b.size[0]} m, "
           f"mass {b.mass:.3f} kg, contact stiffness {b.contact_stiffness:g}, damping {b.contact_damping:g}")
     print(format_table(drop_test(cfg, args.heights)))
     sweep = [r.restitution for r in drop_test(cfg, CALIBRATION_HEIGHTS)]
     print(f"drops {CALIBRATION_HEIGHTS[0]}-{CALIBRATION_HEIGHTS[-1]} m every 0.1 m: e mean {np.mean(sweep):.3f}, "
           f"min {min(sweep):.3f}, max {max(sweep):.3f}")
     z, v = settle(cfg)
-    print(f"dropped from 5 m, after 20 s: centre at z = {z:.4f} m (radius {b.radius}), speed {v:.2e} m/s")
+    print(f"dropped from 5 m, after 20 s: centre at z = {z:.4f} m (radius {b.size[0]}), speed {v:.2e} m/s")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Build the MJCF models (humanoid, ball, floor, scene) from the skeleton table.
+"""Build the MJCF models (humanoid, object, floor, scene) from the skeleton table.
 
 Why code and not a hand-kept XML: the skeleton numbers live in one table, and the
-physics knobs (timestep, integrator, ball mass/friction/bounce) come from typed
+physics knobs (timestep, integrator, the object's shape/mass/friction/bounce) come from typed
 config, so the CPU and GPU engines, the viewer and the tests always load the same
 model. ``python -m skillmimic.assets.mjcf`` writes the XML files under ``assets/``.
 
@@ -19,6 +19,7 @@ import pathlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from .objects import ObjectConfig, object_geom_attrs, object_mesh_attrs
 from .skeleton import SKELETON_BALLPLAY, Skeleton
 
 ASSET_DIR = pathlib.Path(__file__).resolve().parents[2] / "assets"
@@ -28,30 +29,6 @@ HINGE_AXES = {"x": "1 0 0", "y": "0 1 0", "z": "0 0 1"}
 
 def _fmt(values) -> str:
     return " ".join(f"{float(v):.9g}" for v in values)
-
-
-@dataclass
-class BallConfig:
-    """The basketball. Defaults reproduce the original's *effective* values.
-
-    The original URDF has no inertial, so Isaac Gym derived the mass from
-    ``ballDensity: 1000`` -> 7.24 kg for r = 0.12 m. ``restitution`` is the target
-    coefficient of restitution; ``contact_stiffness``/``contact_damping`` are the
-    MuJoCo direct solref (-k, -b) that realise it, calibrated by
-    ``python -m skillmimic.assets.calibrate_ball --calibrate`` (drop test) for the
-    default physics step: at 1/240 s, k = 20000 keeps every drop from 0.3-3 m within
-    0.77-0.83 with 3 cm penetration at 5 m/s. A real ball's stiffness (k ~ 8e4,
-    ~1.5 cm) bounces 0.76-1.04 depending on where in a step it lands, and at 1/120 s
-    only k <= 2000 (10 cm penetration) is consistent; see ``docs/physics.md``.
-    Recalibrate after changing the timestep.
-    """
-
-    radius: float = 0.12
-    mass: float = 4.0 / 3.0 * math.pi * 0.12**3 * 1000.0
-    friction: float = 1.0
-    restitution: float = 0.8
-    contact_stiffness: float = 20000.0
-    contact_damping: float = 21.018
 
 
 @dataclass
@@ -113,7 +90,8 @@ class HoopConfig:
 @dataclass
 class SceneConfig:
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
-    ball: BallConfig = field(default_factory=BallConfig)
+    # The rigid object (skillmimic/assets/objects.py); the default is the basketball.
+    object: ObjectConfig = field(default_factory=ObjectConfig)
     floor_friction: float = 1.0
     self_collision: bool = True
     contact_sensors: bool = True
@@ -167,7 +145,7 @@ def humanoid_elements(skel: Skeleton = SKELETON_BALLPLAY) -> tuple[ET.Element, E
 
 
 def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BALLPLAY) -> str:
-    """The full scene: floor, humanoid (hinge order: :func:`scene_skeleton`), ball, contact sensors."""
+    """The full scene: floor, humanoid (hinge order: :func:`scene_skeleton`), object, contact sensors."""
     cfg = cfg or SceneConfig()
     skel = scene_skeleton(cfg, skel)
     ph = cfg.physics
@@ -184,9 +162,9 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
                   range=f"{-math.pi:.9g} {math.pi:.9g}")
     ET.SubElement(hinge, "position", ctrlrange=f"{-math.pi:.9g} {math.pi:.9g}")
     body_cls = ET.SubElement(default, "default", **{"class": "body"})
-    # Collision bits: humanoid geoms contype 1; floor, ball and hoop contype/conaffinity 3.
+    # Collision bits: humanoid geoms contype 1; floor, object and hoop contype/conaffinity 3.
     # Humanoid conaffinity 1 turns self-collision on (the original's collision filter 0);
-    # conaffinity 2 keeps humanoid-vs-world/ball/hoop contacts but drops humanoid-vs-humanoid.
+    # conaffinity 2 keeps humanoid-vs-world/object/hoop contacts but drops humanoid-vs-humanoid.
     ctype = "1"
     caff = "1" if cfg.self_collision else "2"
     ET.SubElement(body_cls, "geom", condim="3", friction="1 0.005 0.0001",
@@ -196,6 +174,9 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
     ET.SubElement(asset, "texture", name="grid", type="2d", builtin="checker", rgb1=".25 .3 .35",
                   rgb2=".35 .4 .45", width="512", height="512", mark="edge", markrgb=".5 .5 .5")
     ET.SubElement(asset, "material", name="grid", texture="grid", texrepeat="20 20", reflectance="0.1")
+    mesh = object_mesh_attrs(cfg.object)
+    if mesh is not None:
+        ET.SubElement(asset, "mesh", **mesh)
 
     world = ET.SubElement(root, "worldbody")
     ET.SubElement(world, "light", pos="0 0 6", dir="0 0 -1", directional="true")
@@ -205,15 +186,9 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
     humanoid.set("pos", "0 0 1")
     world.append(humanoid)
 
-    b = cfg.ball
-    ball = ET.SubElement(world, "body", name="ball", pos="0 0.5 1")
-    ET.SubElement(ball, "freejoint", name="ball")
-    # priority 1: the ball's friction and solref decide every contact it takes part in.
-    ET.SubElement(ball, "geom", name="ball_geom", type="sphere", size=f"{b.radius:.9g}",
-                  mass=f"{b.mass:.9g}", condim="3", priority="1", contype="3", conaffinity="3",
-                  friction=f"{b.friction:.9g} 0.005 0.0001",
-                  solref=f"{-b.contact_stiffness:.9g} {-b.contact_damping:.9g}",
-                  rgba="0.9 0.45 0.1 1")
+    obj = ET.SubElement(world, "body", name="object", pos="0 0.5 1")
+    ET.SubElement(obj, "freejoint", name="object")
+    ET.SubElement(obj, "geom", **object_geom_attrs(cfg.object))
     if cfg.hoop is not None:
         _add_hoop(world, cfg.hoop)
     root.append(actuators)
@@ -225,18 +200,18 @@ def build_scene_xml(cfg: SceneConfig | None = None, skel: Skeleton = SKELETON_BA
 
     if cfg.contact_sensors:
         sensor = ET.SubElement(root, "sensor")
-        # Net contact force (world frame) acting ON each humanoid body and on the ball: MuJoCo
+        # Net contact force (world frame) acting ON each humanoid body and on the object: MuJoCo
         # reports the force on body2 from its partners (body1 would give the reaction).
-        for name in (*skel.names, "ball"):
+        for name in (*skel.names, "object"):
             ET.SubElement(sensor, "contact", name=f"cf_{name}", body2=name, data="force",
                           reduce="netforce", num="1")
-        ET.SubElement(sensor, "contact", name="ball_floor", geom1="ball_geom", geom2="floor", data="found")
+        ET.SubElement(sensor, "contact", name="object_floor", geom1="object_geom", geom2="floor", data="found")
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
 
 
 def _add_hoop(world: ET.Element, h: HoopConfig) -> None:
-    """Rim as a ring of capsules, backboard box, pole; they collide with the ball and the
+    """Rim as a ring of capsules, backboard box, pole; they collide with the object and the
     humanoid (mocap-vs-floor pairs are filtered by MuJoCo, so the pole costs no contacts)."""
     hoop = ET.SubElement(world, "body", name="hoop", mocap="true", pos=f"0 0 {h.rim_height:.9g}")
     ring = h.rim_radius + h.rim_tube_radius  # tube centre line

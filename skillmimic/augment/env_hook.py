@@ -17,7 +17,7 @@ Skill switching follows the released code (facts §2.3, "R"): the env keeps its 
 (clip, frame t, label) and starts from the graph-matched frame (m', t') of another skill,
 re-expressed in the target's frame: yaw-rotated by psi(m, t) - psi(m', t') about its root,
 root xy moved onto the target's, z kept. Unlike the original we also rotate the velocities
-(root, ball; all world-frame here): a rigid yaw change of the whole state is a state the
+(root, object; all world-frame here): a rigid yaw change of the whole state is a state the
 physics can actually be in, whereas unrotated velocities point the body's momentum in a
 direction that does not match its pose.
 
@@ -124,10 +124,10 @@ def align_state(src: JointState, target_root_pos: torch.Tensor, target_root_quat
         root_ang_vel=quat_rotate(q, src.root_ang_vel),
         dof_pos=src.dof_pos.clone(),
         dof_vel=src.dof_vel.clone(),
-        ball_pos=quat_rotate(q, src.ball_pos - origin) + new_origin,
-        ball_quat=quat_mul(q, src.ball_quat),
-        ball_lin_vel=quat_rotate(q, src.ball_lin_vel),
-        ball_ang_vel=quat_rotate(q, src.ball_ang_vel),
+        obj_pos=quat_rotate(q, src.obj_pos - origin) + new_origin,
+        obj_quat=quat_mul(q, src.obj_quat),
+        obj_lin_vel=quat_rotate(q, src.obj_lin_vel),
+        obj_ang_vel=quat_rotate(q, src.obj_ang_vel),
     )
 
 
@@ -342,7 +342,7 @@ class V2Augment:
                               self.history_table)
             kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos, skeleton=env.sim.skeleton)
             self._feat[env_ids] = history_features(kin.pos, state.root_quat, state.dof_pos,
-                                                   state.ball_pos, env.sim.skeleton).to(self._feat)
+                                                   state.obj_pos, env.sim.skeleton).to(self._feat)
         return ResetPlan(clips=clips, frames=frames, state=state, masked_steps=steps)
 
     # ------------------------------------------------------------------ steps
@@ -380,7 +380,7 @@ class V2Augment:
             return torch.zeros(env.num_envs, 0, device=env.device)
         s = env.sim.state
         j = s.joint
-        self._feat = history_features(s.body_pos, j.root_quat, j.dof_pos, j.ball_pos, env.sim.skeleton).to(self._feat)
+        self._feat = history_features(s.body_pos, j.root_quat, j.dof_pos, j.obj_pos, env.sim.skeleton).to(self._feat)
         return self.history.embed()
 
     # ------------------------------------------------------------------ state

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..observations import NUM_SKILLS, heading_rotation_inv, local_ball_pos, local_body_pos
+from ..observations import NUM_SKILLS, heading_rotation_inv, local_object_pos, local_body_pos
 from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..rotations import hinge_to_expmap
 from ..safe_load import atomic_save, load_torch_file
@@ -44,23 +44,23 @@ from .similarity import LOCOMOTION_LABELS
 FORMAT = "skillmimic-history-encoder"
 VERSION = 1
 FEATURE_DIM = 316
-BALL_DIMS = slice(313, 316)
+OBJECT_DIMS = slice(313, 316)
 MIN_STD = 1e-2          # features that barely vary (finger joints) are not blown up to unit scale
 
 
 # --------------------------------------------------------------------------- features
 def history_features(body_pos: torch.Tensor, root_quat: torch.Tensor, dof_pos: torch.Tensor,
-                     ball_pos: torch.Tensor, skeleton: Skeleton = SKELETON_BALLPLAY) -> torch.Tensor:
+                     obj_pos: torch.Tensor, skeleton: Skeleton = SKELETON_BALLPLAY) -> torch.Tensor:
     """(N, 316) per-frame features from bodies (N, 53, 3), root quaternion (wxyz), hinge
-    angles (N, 156, in ``skeleton``'s hinge orders) and ball position (N, 3). The joints
+    angles (N, 156, in ``skeleton``'s hinge orders) and object position (N, 3). The joints
     enter as exp-maps, so the features do not depend on the hinge orders."""
     n = body_pos.shape[0]
     inv = heading_rotation_inv(root_quat)
     root = body_pos[:, 0]
     local = local_body_pos(inv, body_pos)
-    ball = local_ball_pos(inv, ball_pos, root)
+    obj = local_object_pos(inv, obj_pos, root)
     expmap = hinge_to_expmap(dof_pos.reshape(n, -1, 3), skeleton.hinge_orders).reshape(n, -1)
-    return torch.cat([root[:, 2:3], local.reshape(n, -1), expmap, ball], -1)
+    return torch.cat([root[:, 2:3], local.reshape(n, -1), expmap, obj], -1)
 
 
 def library_history_features(motion, chunk: int = 8192) -> torch.Tensor:
@@ -68,7 +68,7 @@ def library_history_features(motion, chunk: int = 8192) -> torch.Tensor:
     out = []
     for s in range(0, motion.num_frames, chunk):
         sl = slice(s, s + chunk)
-        out.append(history_features(motion.body_pos[sl], motion.root_quat[sl], motion.dof_pos[sl], motion.ball_pos[sl],
+        out.append(history_features(motion.body_pos[sl], motion.root_quat[sl], motion.dof_pos[sl], motion.obj_pos[sl],
                                     motion.skeleton))
     return torch.cat(out).to(torch.float32)
 
@@ -147,7 +147,7 @@ class HistoryData:
         return self.samples.shape[0]
 
     def batch(self, rows: torch.Tensor, generator=None):
-        """(history (B, H, F), current (B, F), target (B, F), labels (B,), ball_loss_mask (B,))."""
+        """(history (B, H, F), current (B, F), target (B, F), labels (B,), obj_loss_mask (B,))."""
         i = self.samples[rows]
         hist_idx = i[:, None] - self.H + torch.arange(self.H, device=i.device)[None]
         pad = hist_idx < self.start[i, None]
@@ -157,17 +157,17 @@ class HistoryData:
         if loco.any():
             def rnd(shape):
                 return torch.rand(shape, generator=generator, device=i.device) * 10 - 5
-            raw_h[loco, :, BALL_DIMS] = rnd((int(loco.sum()), self.H, 3))
-            cur[loco, BALL_DIMS] = rnd((int(loco.sum()), 3))
-            tgt[loco, BALL_DIMS] = rnd((int(loco.sum()), 3))
+            raw_h[loco, :, OBJECT_DIMS] = rnd((int(loco.sum()), self.H, 3))
+            cur[loco, OBJECT_DIMS] = rnd((int(loco.sum()), 3))
+            tgt[loco, OBJECT_DIMS] = rnd((int(loco.sum()), 3))
         hist = ((raw_h - self.mean) / self.std).masked_fill(pad[..., None], 0.0)
         return hist, (cur - self.mean) / self.std, (tgt - self.mean) / self.std, self.labels[i], ~loco
 
 
-def prediction_loss(pred, target, ball_mask) -> torch.Tensor:
-    body = (pred[:, :BALL_DIMS.start] - target[:, :BALL_DIMS.start]).pow(2).mean()
-    ball = ((pred[:, BALL_DIMS] - target[:, BALL_DIMS]).pow(2).mean(-1) * ball_mask).sum() / ball_mask.sum().clamp_min(1)
-    return body + ball
+def prediction_loss(pred, target, obj_mask) -> torch.Tensor:
+    body = (pred[:, :OBJECT_DIMS.start] - target[:, :OBJECT_DIMS.start]).pow(2).mean()
+    obj = ((pred[:, OBJECT_DIMS] - target[:, OBJECT_DIMS]).pow(2).mean(-1) * obj_mask).sum() / obj_mask.sum().clamp_min(1)
+    return body + obj
 
 
 @dataclass(frozen=True)
@@ -213,8 +213,8 @@ def pretrain(motion, settings: PretrainConfig | None = None, cfg: EncoderConfig 
         perm = torch.randperm(n, generator=gen, device=device)
         total = torch.zeros((), device=device)
         for s in range(0, n, batch_size):
-            hist, cur, tgt, labels, ball_mask = data.batch(perm[s:s + batch_size], gen)
-            loss = prediction_loss(model(hist, cur, labels), tgt, ball_mask)
+            hist, cur, tgt, labels, obj_mask = data.batch(perm[s:s + batch_size], gen)
+            loss = prediction_loss(model(hist, cur, labels), tgt, obj_mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -3,7 +3,7 @@
 S = S_pose * S_obj * S_rel = exp(-E) with the cost
 
     E = w_p  MSE(key_pos) + w_pv MSE(key_vel) + w_r  mean_j theta_j^2 + w_rr theta_root^2
-      + w_h  (d root_z)^2 + w_op MSE(ball_pos) + w_opv MSE(ball_vel) + w_rel MSE(key_pos - ball_pos)
+      + w_h  (d root_z)^2 + w_op MSE(obj_pos) + w_opv MSE(obj_vel) + w_rel MSE(key_pos - obj_pos)
 
 (facts §2.1 and §3.2). theta_j is the angle of the relative rotation of joint j between the
 two frames; our DOFs are hinge angles (intrinsic XYZ), so each joint's rotation is rebuilt
@@ -78,8 +78,8 @@ class FrameFeatures:
     root_quat: torch.Tensor    # (..., 4) wxyz
     key_pos: torch.Tensor      # (..., 17, 3)
     key_vel: torch.Tensor      # (..., 17, 3)
-    ball_pos: torch.Tensor     # (..., 3)
-    ball_vel: torch.Tensor     # (..., 3)
+    obj_pos: torch.Tensor     # (..., 3)
+    obj_vel: torch.Tensor     # (..., 3)
     joint_quat: torch.Tensor   # (..., 52, 4) wxyz, per-joint local rotation
 
     def map(self, fn) -> "FrameFeatures":
@@ -114,14 +114,14 @@ class FrameFeatures:
 
         origin = torch.cat([self.root_pos[..., :2], torch.zeros_like(self.root_pos[..., 2:])], -1)
         root_pos = self.root_pos - origin
-        ball = rot(self.ball_pos - origin)
+        ball = rot(self.obj_pos - origin)
         return FrameFeatures(
             root_pos=root_pos,
             root_quat=self.root_quat,   # the graph does not compare root rotations (w.rr = 0)
             key_pos=rot(self.key_pos - origin.unsqueeze(-2)),
             key_vel=rot(self.key_vel),
-            ball_pos=ball,
-            ball_vel=rot(self.ball_vel),
+            obj_pos=ball,
+            obj_vel=rot(self.obj_vel),
             joint_quat=self.joint_quat,
         )
 
@@ -139,7 +139,7 @@ def library_features(motion, rows: torch.Tensor | None = None) -> FrameFeatures:
     return FrameFeatures(
         root_pos=motion.root_pos[idx], root_quat=motion.root_quat[idx],
         key_pos=motion.body_pos[idx][:, key], key_vel=motion.body_lin_vel[idx][:, key],
-        ball_pos=motion.ball_pos[idx], ball_vel=motion.ball_lin_vel[idx],
+        obj_pos=motion.obj_pos[idx], obj_vel=motion.obj_lin_vel[idx],
         joint_quat=joint_quats(motion.dof_pos[idx], motion.skeleton))
 
 
@@ -152,7 +152,7 @@ def state_features(state, key_body_ids, skeleton: Skeleton = SKELETON_BALLPLAY) 
     return FrameFeatures(
         root_pos=state.root_pos, root_quat=state.root_quat,
         key_pos=kin.pos[:, key_body_ids], key_vel=kin.lin_vel[:, key_body_ids],
-        ball_pos=state.ball_pos, ball_vel=state.ball_lin_vel,
+        obj_pos=state.obj_pos, obj_vel=state.obj_lin_vel,
         joint_quat=joint_quats(state.dof_pos, skeleton))
 
 
@@ -181,9 +181,9 @@ def euclidean_part(f: FrameFeatures, w: SimilarityWeights) -> torch.Tensor:
     nk = f.key_pos.shape[-2] * 3
     add(w.p, f.key_pos, nk)
     add(w.pv, f.key_vel, nk)
-    add(w.op, f.ball_pos, 3)
-    add(w.opv, f.ball_vel, 3)
-    add(w.rel, f.key_pos - f.ball_pos.unsqueeze(-2), nk)
+    add(w.op, f.obj_pos, 3)
+    add(w.opv, f.obj_vel, 3)
+    add(w.rel, f.key_pos - f.obj_pos.unsqueeze(-2), nk)
     add(w.h, f.root_pos[..., 2:3], 1)
     if not parts:
         return f.root_pos.new_zeros(*batch, 0)

@@ -18,7 +18,7 @@ Deliberate choices where the original is flagged (facts §3.2):
   measure as every other term and as the graph; the original's ||x_noisy - x_ref^2||
   (a norm against the *squared* reference) is not a distance and is minimised by
   frames with large coordinates, not near ones.
-* Quaternions (root, ball) get per-component Gaussian noise and are then renormalised.
+* Quaternions (root, object) get per-component Gaussian noise and are then renormalised.
   The simulator normalises on ``set_state`` anyway, so renormalising here makes the state
   we search with exactly the state that is simulated. (The component noise then is a
   random rotation of ~0.1 rad per axis, 1 rad for getup, as in the original.)
@@ -55,9 +55,9 @@ class STFNoise:
     dof_pos: float = 0.1
     dof_vel: float = 0.1
     ball_z: float = 0.1
-    ball_quat: float = 0.1
-    ball_lin_vel: float = 0.1
-    ball_ang_vel: float = 0.1
+    obj_quat: float = 0.1
+    obj_lin_vel: float = 0.1
+    obj_ang_vel: float = 0.1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -99,10 +99,10 @@ def perturb_state(state: JointState, labels: torch.Tensor, noise: STFNoise | Non
         root_ang_vel=gauss(state.root_ang_vel, "root_ang_vel"),
         dof_pos=gauss(state.dof_pos, "dof_pos"),
         dof_vel=gauss(state.dof_vel, "dof_vel"),
-        ball_pos=up(state.ball_pos, "ball_z"),
-        ball_quat=quat_normalize(gauss(state.ball_quat, "ball_quat")),
-        ball_lin_vel=gauss(state.ball_lin_vel, "ball_lin_vel"),
-        ball_ang_vel=gauss(state.ball_ang_vel, "ball_ang_vel"),
+        obj_pos=up(state.obj_pos, "ball_z"),
+        obj_quat=quat_normalize(gauss(state.obj_quat, "obj_quat")),
+        obj_lin_vel=gauss(state.obj_lin_vel, "obj_lin_vel"),
+        obj_ang_vel=gauss(state.obj_ang_vel, "obj_ang_vel"),
     )
 
 

@@ -9,7 +9,7 @@ Which task/sim/motion a checkpoint is evaluated on: with ``use_run_config`` (def
 group comes from the run config stored in the checkpoint -- the policy is tested on what it
 was trained for -- except a group selected on the command line as a whole
 (``motion=ballplay_run``, ``task=hlc_layup``), which replaces it; dotted overrides
-(``task.episode_length=300``, ``sim.scene.ball.friction=0.8``) apply on top of the run's group.
+(``task.episode_length=300``, ``sim.scene.object.friction=0.8``) apply on top of the run's group.
 
 How the checkpoint is evaluated follows its task's registry entry (:mod:`envs.registry`):
 ``imitation`` tasks get the per-skill tracking and success report (:mod:`.runner`),

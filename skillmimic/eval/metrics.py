@@ -59,17 +59,17 @@ def body_contact_flag(body_contact_forces: torch.Tensor, threshold: float = CONT
     return (body_contact_forces.abs() >= threshold).flatten(-2).any(-1)
 
 
-def ball_contact_flag(ball_contact_force: torch.Tensor, threshold: float = CONTACT_THRESHOLD) -> torch.Tensor:
+def object_contact_flag(obj_contact_force: torch.Tensor, threshold: float = CONTACT_THRESHOLD) -> torch.Tensor:
     """(..., 3) net contact force on the ball -> (...) bool: |F_x| or |F_y| > threshold."""
-    return (ball_contact_force[..., :2].abs() > threshold).any(-1)
+    return (obj_contact_force[..., :2].abs() > threshold).any(-1)
 
 
-def contact_error(sim_body_contact: torch.Tensor, sim_ball_contact: torch.Tensor,
-                  ref_ball_contact: torch.Tensor, ref_body_contact: torch.Tensor | bool = False) -> torch.Tensor:
+def contact_error(sim_body_contact: torch.Tensor, sim_obj_contact: torch.Tensor,
+                  ref_obj_contact: torch.Tensor, ref_body_contact: torch.Tensor | bool = False) -> torch.Tensor:
     """E_cg per frame: mean squared difference of the [body, ball] contact flags, in {0, .5, 1}."""
-    sim = torch.stack(torch.broadcast_tensors(sim_body_contact.float(), sim_ball_contact.float()), -1)
+    sim = torch.stack(torch.broadcast_tensors(sim_body_contact.float(), sim_obj_contact.float()), -1)
     ref_body = torch.as_tensor(ref_body_contact, device=sim.device).float().expand(sim.shape[:-1])
-    ref = torch.stack([ref_body, (ref_ball_contact > 0.5).float().expand(sim.shape[:-1])], -1)
+    ref = torch.stack([ref_body, (ref_obj_contact > 0.5).float().expand(sim.shape[:-1])], -1)
     return (sim - ref).pow(2).mean(-1)
 
 
@@ -94,19 +94,19 @@ class FrameMetrics:
         return dict(vars(self))
 
 
-def tracking_metrics(ref_root_pos: torch.Tensor, ref_key_pos: torch.Tensor, ref_ball_pos: torch.Tensor,
-                     ref_ball_contact: torch.Tensor, sim_root_pos: torch.Tensor, sim_key_pos: torch.Tensor,
-                     sim_ball_pos: torch.Tensor, sim_body_contact_forces: torch.Tensor,
-                     sim_ball_contact_force: torch.Tensor, threshold: float = CONTACT_THRESHOLD,
+def tracking_metrics(ref_root_pos: torch.Tensor, ref_key_pos: torch.Tensor, ref_obj_pos: torch.Tensor,
+                     ref_obj_contact: torch.Tensor, sim_root_pos: torch.Tensor, sim_key_pos: torch.Tensor,
+                     sim_obj_pos: torch.Tensor, sim_body_contact_forces: torch.Tensor,
+                     sim_obj_contact_force: torch.Tensor, threshold: float = CONTACT_THRESHOLD,
                      ref_body_contact: torch.Tensor | bool = False) -> FrameMetrics:
     """All per-frame metrics of one time step from explicit reference and simulated quantities."""
     e_b = body_mpjpe(key_points(ref_root_pos, ref_key_pos), key_points(sim_root_pos, sim_key_pos))
-    e_o = object_mpjpe(ref_ball_pos, sim_ball_pos)
+    e_o = object_mpjpe(ref_obj_pos, sim_obj_pos)
     body_c = body_contact_flag(sim_body_contact_forces, threshold)
-    ball_c = ball_contact_flag(sim_ball_contact_force, threshold)
-    e_cg = contact_error(body_c, ball_c, ref_ball_contact, ref_body_contact)
+    ball_c = object_contact_flag(sim_obj_contact_force, threshold)
+    e_cg = contact_error(body_c, ball_c, ref_obj_contact, ref_body_contact)
     return FrameMetrics(e_b_mm=e_b, e_o_mm=e_o, e_cg=e_cg, contact_correct=e_cg == 0,
-                        ball_contact_correct=ball_c == (ref_ball_contact > 0.5),
+                        ball_contact_correct=ball_c == (ref_obj_contact > 0.5),
                         acc=frame_success(e_b, e_o, e_cg))
 
 
@@ -138,6 +138,6 @@ def nar_over_rounds(round_nars: Sequence[float], skip_first: bool = True) -> flo
 
 __all__ = [
     "BODY_ERROR_OK_MM", "OBJECT_ERROR_OK_MM", "CONTACT_THRESHOLD", "FrameMetrics", "key_points", "body_mpjpe",
-    "object_mpjpe", "body_contact_flag", "ball_contact_flag", "contact_error", "frame_success",
+    "object_mpjpe", "body_contact_flag", "object_contact_flag", "contact_error", "frame_success",
     "tracking_metrics", "masked_mean", "normalized_accumulated_reward", "nar_over_rounds",
 ]

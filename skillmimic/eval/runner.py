@@ -70,15 +70,15 @@ class Perturbation:
     dof_pos: float = 0.1           # rad, every hinge
     root_lin_vel: float = 0.5      # m/s, per axis
     root_ang_vel: float = 0.5      # rad/s, per axis
-    ball_pos: float = 0.05         # m, per axis
+    obj_pos: float = 0.05         # m, per axis
 
     @property
     def active(self) -> bool:
-        return any(w > 0 for w in (self.dof_pos, self.root_lin_vel, self.root_ang_vel, self.ball_pos))
+        return any(w > 0 for w in (self.dof_pos, self.root_lin_vel, self.root_ang_vel, self.obj_pos))
 
 
 def _no_jitter() -> Perturbation:
-    return Perturbation(dof_pos=0.0, root_lin_vel=0.0, root_ang_vel=0.0, ball_pos=0.0)
+    return Perturbation(dof_pos=0.0, root_lin_vel=0.0, root_ang_vel=0.0, obj_pos=0.0)
 
 
 @dataclass
@@ -357,7 +357,7 @@ def clip_peak_ball_height(motion) -> torch.Tensor:
     """(num_clips,) highest ball z over each clip's valid frames (the shot criterion's target)."""
     clip_of_frame = torch.repeat_interleave(torch.arange(motion.num_clips, device=motion.device),
                                             motion.clip_lengths)
-    z = torch.where(motion.valid, motion.ball_pos[:, 2], torch.full_like(motion.ball_pos[:, 2], -math.inf))
+    z = torch.where(motion.valid, motion.obj_pos[:, 2], torch.full_like(motion.obj_pos[:, 2], -math.inf))
     out = torch.full((motion.num_clips,), -math.inf, dtype=z.dtype, device=motion.device)
     return out.scatter_reduce(0, clip_of_frame, z, reduce="amax")
 
@@ -367,7 +367,7 @@ def perturb_state_uniform(state, p: Perturbation, gen: torch.Generator):
     (evaluation's jitter and perturbed starts; SkillMimic-V2's STF training noise is the
     label-dependent Gaussian :func:`skillmimic.augment.stf.perturb_state`). Draws on the CPU."""
     st = state.clone()
-    for name in ("dof_pos", "root_lin_vel", "root_ang_vel", "ball_pos"):
+    for name in ("dof_pos", "root_lin_vel", "root_ang_vel", "obj_pos"):
         x = getattr(st, name)
         setattr(st, name, x + symmetric_uniform(getattr(p, name), x.shape, gen).to(x))
     return st
@@ -389,7 +389,7 @@ def random_pick_state(state, p: RandomPick, gen: torch.Generator):
     height_max), velocity U(-speed, speed) per axis, no spin."""
     st = state.clone()
     n = st.num_worlds
-    like = st.ball_pos
+    like = st.obj_pos
 
     radius, angle, height = (uniform(lo, hi, n, gen).to(like) for lo, hi in
                              ((p.radius_min, p.radius_max), (0.0, 2 * math.pi), (p.height_min, p.height_max)))
@@ -397,9 +397,9 @@ def random_pick_state(state, p: RandomPick, gen: torch.Generator):
     ball[:, 0] += radius * torch.cos(angle)
     ball[:, 1] += radius * torch.sin(angle)
     ball[:, 2] = height
-    st.ball_pos = ball
-    st.ball_lin_vel = symmetric_uniform(p.speed, (n, 3), gen).to(like)
-    st.ball_ang_vel = torch.zeros_like(st.ball_ang_vel)
+    st.obj_pos = ball
+    st.obj_lin_vel = symmetric_uniform(p.speed, (n, 3), gen).to(like)
+    st.obj_ang_vel = torch.zeros_like(st.obj_ang_vel)
     return st
 
 
@@ -533,16 +533,16 @@ def _run_round(env, policy: Policy, clips: torch.Tensor, frames: torch.Tensor, s
         ref = env.reference()
         ref_t = env.reference_time()     # the frame reference() used, not clamped to the clip
         in_clip = alive & (ref_t < clip_len)
-        m = tracking_metrics(ref.state.root_pos.to(dev), ref.key_body_pos.to(dev), ref.state.ball_pos.to(dev),
-                             ref.contact.to(dev), st.joint.root_pos, st.body_pos[:, key_ids], st.joint.ball_pos,
-                             st.contact_forces[:, contact_ids], st.ball_contact_force,
+        m = tracking_metrics(ref.state.root_pos.to(dev), ref.key_body_pos.to(dev), ref.state.obj_pos.to(dev),
+                             ref.contact.to(dev), st.joint.root_pos, st.body_pos[:, key_ids], st.joint.obj_pos,
+                             st.contact_forces[:, contact_ids], st.obj_contact_force,
                              threshold=env.cfg.reward.contact_threshold)
         w = in_clip.double()
         for name in _METRICS:
             sums[name] += getattr(m, name).double() * w
         counted += w
         reward_sum += reward.double() * w
-        tracker.update(k, st.joint.root_pos, st.joint.root_lin_vel, st.joint.ball_pos, st.joint.ball_lin_vel,
+        tracker.update(k, st.joint.root_pos, st.joint.root_lin_vel, st.joint.obj_pos, st.joint.obj_lin_vel,
                        active=alive)
         if push is not None and push.interval > 0 and (k + 1) % push.interval == 0 and k + 1 < steps:
             env.sim.set_state(ids, push_state(st.joint, push.speed, gen))

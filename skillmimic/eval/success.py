@@ -146,7 +146,7 @@ class SuccessTracker:
         self.failed |= mask.to(self.failed.device)
 
     def update(self, step: torch.Tensor | int, root_pos: torch.Tensor, root_lin_vel: torch.Tensor,
-               ball_pos: torch.Tensor, ball_lin_vel: torch.Tensor, active: torch.Tensor | None = None) -> None:
+               obj_pos: torch.Tensor, obj_lin_vel: torch.Tensor, active: torch.Tensor | None = None) -> None:
         """Advance every criterion by one step. ``step``: 0-based step index (scalar or (N,));
         ``active``: envs to update (others keep their state, e.g. envs already done)."""
         th = self.th
@@ -155,8 +155,8 @@ class SuccessTracker:
         z = root_pos[:, 2]
         up = z > th.min_root_z
         upright = z > th.upright_root_z
-        ball_root = (ball_pos - root_pos).norm(dim=-1)
-        ball_moving = ball_lin_vel[:, 2].abs() > th.ball_moving_vz
+        ball_root = (obj_pos - root_pos).norm(dim=-1)
+        ball_moving = obj_lin_vel[:, 2].abs() > th.ball_moving_vz
         speed = root_lin_vel.norm(dim=-1)
 
         def latch_then_hold(state, hit, keep, latch_steps):
@@ -165,9 +165,9 @@ class SuccessTracker:
 
         run_ok = up & (ball_root < th.run_ball_dist) & ball_moving
         self.run = latch_then_hold(self.run, run_ok, run_ok, th.run_latch_steps)
-        self.layup = latch_then_hold(self.layup, up & (ball_pos[:, 2] > th.layup_ball_z), up & ball_moving,
+        self.layup = latch_then_hold(self.layup, up & (obj_pos[:, 2] > th.layup_ball_z), up & ball_moving,
                                      th.throw_latch_steps)
-        near_target = (ball_pos[:, 2] - self.shot_target_z).abs() < th.shot_tolerance
+        near_target = (obj_pos[:, 2] - self.shot_target_z).abs() < th.shot_tolerance
         self.shot = latch_then_hold(self.shot, up & near_target, up, th.throw_latch_steps)
 
         self.pickup_steps += (act & up & (ball_root < th.pickup_ball_dist)).long()

@@ -32,8 +32,8 @@ _COLUMN_NAMES = (
     (C.ROOT_ROT_DUP, "root rotation (duplicate)"),
     (C.DOF, "joint rotations"),
     (C.BODY_POS, "body positions"),
-    (C.BALL_POS, "ball position"),
-    (C.BALL_ROT, "ball rotation"),
+    (C.OBJ_POS, "object position"),
+    (C.OBJ_ROT, "object rotation"),
     (C.UNUSED, "unused"),
     (slice(C.CONTACT, C.CONTACT + 1), "contact flag"),
 )
@@ -90,8 +90,8 @@ def load_clip(path: PathLike) -> torch.Tensor:
 
 
 _BOUNDS = ((C.ROOT_POS, C.POSITION_LIMIT, "m"), (C.BODY_POS, C.POSITION_LIMIT, "m"),
-           (C.BALL_POS, C.POSITION_LIMIT, "m"), (C.ROOT_ROT, C.ANGLE_LIMIT, "rad"),
-           (C.ROOT_ROT_DUP, C.ANGLE_LIMIT, "rad"), (C.DOF, C.ANGLE_LIMIT, "rad"), (C.BALL_ROT, C.ANGLE_LIMIT, "rad"))
+           (C.OBJ_POS, C.POSITION_LIMIT, "m"), (C.ROOT_ROT, C.ANGLE_LIMIT, "rad"),
+           (C.ROOT_ROT_DUP, C.ANGLE_LIMIT, "rad"), (C.DOF, C.ANGLE_LIMIT, "rad"), (C.OBJ_ROT, C.ANGLE_LIMIT, "rad"))
 
 
 def _check_bounds(path: Path, clip: torch.Tensor) -> None:

@@ -28,10 +28,10 @@ from .reference import ClipReference, convert_clip, sign_smooth, wrap_angle
 from .skills import SKILLS
 
 # Fields of the flat per-frame storage that are interpolated linearly / by slerp.
-_LINEAR = ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "ball_pos",
-           "ball_lin_vel", "ball_ang_vel", "body_pos", "body_lin_vel", "body_ang_vel")
+_LINEAR = ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "obj_pos",
+           "obj_lin_vel", "obj_ang_vel", "body_pos", "body_lin_vel", "body_ang_vel")
 _ANGLES = ("dof_pos",)  # hinge angles in [-pi, pi]: interpolated the shorter way round
-_SLERP = ("root_quat", "ball_quat", "body_quat")
+_SLERP = ("root_quat", "obj_quat", "body_quat")
 _STATE_FIELDS = tuple(f.name for f in fields(JointState))
 
 # Frames per FK call at load: bounds peak memory (float64 rotation matrices) on big sets.
@@ -52,7 +52,7 @@ class ReferenceFrame:
     body_lin_vel: torch.Tensor   # (N, 53, 3) world
     body_ang_vel: torch.Tensor   # (N, 53, 3) world
     key_body_pos: torch.Tensor   # (N, 17, 3)
-    contact: torch.Tensor        # (N,) hand-ball contact flag {0, 1}
+    contact: torch.Tensor        # (N,) hand-object contact flag {0, 1}
     valid: torch.Tensor          # (N,) bool: False if the frame (or an interpolated neighbour) is missing
     clip_ids: torch.Tensor       # (N,) long
     times: torch.Tensor          # (N,) frame index actually used (after clamping)
@@ -67,8 +67,8 @@ class MotionLibrary:
     """All clips of one or more paths (files or folders), converted once at construction.
 
     Per frame (flat, ``num_frames`` rows, on ``device``): ``root_pos``, ``root_quat``,
-    ``root_lin_vel``, ``root_ang_vel``, ``dof_pos``, ``dof_vel``, ``ball_pos``, ``ball_quat``,
-    ``ball_lin_vel``, ``ball_ang_vel``, ``contact``, ``valid``, ``body_pos``, ``body_quat``,
+    ``root_lin_vel``, ``root_ang_vel``, ``dof_pos``, ``dof_vel``, ``obj_pos``, ``obj_quat``,
+    ``obj_lin_vel``, ``obj_ang_vel``, ``contact``, ``valid``, ``body_pos``, ``body_quat``,
     ``body_lin_vel``, ``body_ang_vel`` (forward kinematics of the joint-space reference) and
     ``recorded_body_pos`` (columns 165:324 as recorded, for error reports).
     Per clip: ``clip_starts``, ``clip_lengths``, ``clip_labels``, ``clip_fps``,

@@ -126,10 +126,10 @@ class ClipReference:
     root_ang_vel: torch.Tensor       # (T, 3) world
     dof_pos: torch.Tensor            # (T, 156) hinge angles in [-pi, pi]
     dof_vel: torch.Tensor            # (T, 156)
-    ball_pos: torch.Tensor           # (T, 3)
-    ball_quat: torch.Tensor          # (T, 4) wxyz
-    ball_lin_vel: torch.Tensor       # (T, 3)
-    ball_ang_vel: torch.Tensor       # (T, 3) world
+    obj_pos: torch.Tensor           # (T, 3)
+    obj_quat: torch.Tensor          # (T, 4) wxyz
+    obj_lin_vel: torch.Tensor       # (T, 3)
+    obj_ang_vel: torch.Tensor       # (T, 3) world
     contact: torch.Tensor            # (T,) {0, 1}
     recorded_body_pos: torch.Tensor  # (T, 53, 3) cols 165:324 as recorded (zeros at missing frames)
 
@@ -158,9 +158,9 @@ def convert_clip(raw: torch.Tensor, fps: float = C.FPS, skeleton: Skeleton = SKE
     root_pos = filled[:, C.ROOT_POS]
     root_quat = sign_smooth(expmap_to_quat(filled[:, C.ROOT_ROT]))
     dof_pos = hinge_angles(filled[:, C.DOF], skeleton)
-    ball_pos = filled[:, C.BALL_POS]
-    # The original loader negates the ball exp-map; the release stores zeros (identity).
-    ball_quat = sign_smooth(expmap_to_quat(-filled[:, C.BALL_ROT]))
+    obj_pos = filled[:, C.OBJ_POS]
+    # The original loader negates the object exp-map; the release stores zeros (identity).
+    obj_quat = sign_smooth(expmap_to_quat(-filled[:, C.OBJ_ROT]))
     return ClipReference(
         valid=valid,
         root_pos=root_pos,
@@ -169,10 +169,10 @@ def convert_clip(raw: torch.Tensor, fps: float = C.FPS, skeleton: Skeleton = SKE
         root_ang_vel=angular_velocity(root_quat, valid, fps),
         dof_pos=dof_pos,
         dof_vel=linear_velocity(dof_pos, valid, fps, angles=True),
-        ball_pos=ball_pos,
-        ball_quat=ball_quat,
-        ball_lin_vel=linear_velocity(ball_pos, valid, fps),
-        ball_ang_vel=angular_velocity(ball_quat, valid, fps),
+        obj_pos=obj_pos,
+        obj_quat=obj_quat,
+        obj_lin_vel=linear_velocity(obj_pos, valid, fps),
+        obj_ang_vel=angular_velocity(obj_quat, valid, fps),
         contact=torch.round(filled[:, C.CONTACT]),
         recorded_body_pos=raw[:, C.BODY_POS].reshape(-1, C.NUM_BODIES, 3),
     )

@@ -1,7 +1,7 @@
 """The batched simulator interface every physics backend implements.
 
 Why one interface: environments, resets, rewards and the viewer talk to N worlds of the
-humanoid+ball scene through torch tensors on one device, and do not care whether MuJoCo C
+humanoid+object scene through torch tensors on one device, and do not care whether MuJoCo C
 (CPU threads) or MuJoCo Warp (CUDA) steps them. Backends only move joint-space state
 (qpos/qvel) and contact sensor data in and out; body kinematics come from the shared
 torch forward kinematics, so both engines report bodies identically.
@@ -39,29 +39,29 @@ class SceneLayout:
     nsensordata: int
     root_q: slice          # 7: pos + quat
     dof_q: slice
-    ball_q: slice          # 7
+    obj_q: slice           # 7: pos + quat of the object's free joint
     root_v: slice          # 6: lin (world) + ang (local)
     dof_v: slice
-    ball_v: slice
-    contact_force: slice   # (nbody + 1) * 3: humanoid bodies then ball
-    ball_floor: int        # index of the ball-floor contact flag
+    obj_v: slice           # 6: lin (world) + ang (local)
+    contact_force: slice   # (nbody + 1) * 3: humanoid bodies then the object
+    object_floor: int      # index of the object-floor contact flag
 
     @classmethod
     def from_model(cls, model: mujoco.MjModel, skeleton: Skeleton) -> "SceneLayout":
         ndof = skeleton.num_dof
         root = model.joint("root")
-        ball = model.joint("ball")
+        obj = model.joint("object")
         qa, va = int(root.qposadr[0]), int(root.dofadr[0])
-        qb, vb = int(ball.qposadr[0]), int(ball.dofadr[0])
+        qb, vb = int(obj.qposadr[0]), int(obj.dofadr[0])
         cf0 = int(model.sensor(f"cf_{skeleton.names[0]}").adr[0])
-        bf = int(model.sensor("ball_floor").adr[0])
+        bf = int(model.sensor("object_floor").adr[0])
         if model.nu != ndof:
             raise ValueError(f"scene has {model.nu} actuators, skeleton has {ndof} DOF")
         return cls(
             nq=model.nq, nv=model.nv, nu=model.nu, nsensordata=model.nsensordata,
-            root_q=slice(qa, qa + 7), dof_q=slice(qa + 7, qa + 7 + ndof), ball_q=slice(qb, qb + 7),
-            root_v=slice(va, va + 6), dof_v=slice(va + 6, va + 6 + ndof), ball_v=slice(vb, vb + 6),
-            contact_force=slice(cf0, cf0 + 3 * (skeleton.num_bodies + 1)), ball_floor=bf,
+            root_q=slice(qa, qa + 7), dof_q=slice(qa + 7, qa + 7 + ndof), obj_q=slice(qb, qb + 7),
+            root_v=slice(va, va + 6), dof_v=slice(va + 6, va + 6 + ndof), obj_v=slice(vb, vb + 6),
+            contact_force=slice(cf0, cf0 + 3 * (skeleton.num_bodies + 1)), object_floor=bf,
         )
 
 
@@ -76,12 +76,12 @@ class SceneState:
     body_ang_vel: torch.Tensor         # (N, nbody, 3)
     # Contact readings cover the whole control step (mean force over its substeps, flag if any).
     contact_forces: torch.Tensor       # (N, nbody, 3) net contact force on each body, world frame
-    ball_contact_force: torch.Tensor   # (N, 3) net contact force on the ball, world frame
-    ball_floor_contact: torch.Tensor   # (N,) bool
+    obj_contact_force: torch.Tensor    # (N, 3) net contact force on the object, world frame
+    obj_floor_contact: torch.Tensor    # (N,) bool
 
 
 class Simulator(ABC):
-    """N worlds of the humanoid+ball scene on one device.
+    """N worlds of the humanoid+object scene on one device.
 
     Usage: ``set_state(ids, JointState)`` for resets, ``set_pd_targets(targets)`` (hinge
     angle targets, rad), ``step()`` (``substeps`` physics steps at ``control_dt``), then read
@@ -181,13 +181,13 @@ class Simulator(ABC):
         qpos = torch.zeros(n, lay.nq, dtype=torch.float64, device=self.device)
         qvel = torch.zeros(n, lay.nv, dtype=torch.float64, device=self.device)
         root_quat = quat_normalize(st.root_quat)
-        ball_quat = quat_normalize(st.ball_quat)
+        obj_quat = quat_normalize(st.obj_quat)
         qpos[:, lay.root_q] = torch.cat([st.root_pos, root_quat], -1)
         qpos[:, lay.dof_q] = st.dof_pos
-        qpos[:, lay.ball_q] = torch.cat([st.ball_pos, ball_quat], -1)
+        qpos[:, lay.obj_q] = torch.cat([st.obj_pos, obj_quat], -1)
         qvel[:, lay.root_v] = torch.cat([st.root_lin_vel, quat_rotate(quat_conj(root_quat), st.root_ang_vel)], -1)
         qvel[:, lay.dof_v] = st.dof_vel
-        qvel[:, lay.ball_v] = torch.cat([st.ball_lin_vel, quat_rotate(quat_conj(ball_quat), st.ball_ang_vel)], -1)
+        qvel[:, lay.obj_v] = torch.cat([st.obj_lin_vel, quat_rotate(quat_conj(obj_quat), st.obj_ang_vel)], -1)
         return qpos, qvel
 
     def set_hoop_pose(self, ids: torch.Tensor | None, rim_pos: torch.Tensor, yaw: torch.Tensor) -> None:
@@ -262,7 +262,7 @@ class Simulator(ABC):
             self._log_nonfinite()
         rest_q = torch.zeros_like(qpos[:1])
         rest_q[0, self.layout.root_q.start + 3] = 1.0
-        rest_q[0, self.layout.ball_q.start + 3] = 1.0
+        rest_q[0, self.layout.obj_q.start + 3] = 1.0
         rows = bad[:, None]
         # The selects also copy: qpos/qvel/sens may alias engine memory the next step overwrites.
         qpos = torch.where(rows, rest_q, qpos)
@@ -284,8 +284,8 @@ class Simulator(ABC):
         qvel = qvel.to(torch.float32)
         sens = sens.to(torch.float32)
         root_quat = quat_normalize(qpos[:, lay.root_q.start + 3:lay.root_q.stop])
-        ball_quat = quat_normalize(qpos[:, lay.ball_q.start + 3:lay.ball_q.stop])
-        rv, bv = qvel[:, lay.root_v], qvel[:, lay.ball_v]
+        obj_quat = quat_normalize(qpos[:, lay.obj_q.start + 3:lay.obj_q.stop])
+        rv, bv = qvel[:, lay.root_v], qvel[:, lay.obj_v]
         joint = JointState(
             root_pos=qpos[:, lay.root_q.start:lay.root_q.start + 3],
             root_quat=root_quat,
@@ -293,18 +293,18 @@ class Simulator(ABC):
             root_ang_vel=quat_rotate(root_quat, rv[:, 3:]),
             dof_pos=qpos[:, lay.dof_q],
             dof_vel=qvel[:, lay.dof_v],
-            ball_pos=qpos[:, lay.ball_q.start:lay.ball_q.start + 3],
-            ball_quat=ball_quat,
-            ball_lin_vel=bv[:, :3],
-            ball_ang_vel=quat_rotate(ball_quat, bv[:, 3:]),
+            obj_pos=qpos[:, lay.obj_q.start:lay.obj_q.start + 3],
+            obj_quat=obj_quat,
+            obj_lin_vel=bv[:, :3],
+            obj_ang_vel=quat_rotate(obj_quat, bv[:, 3:]),
         )
         pos, rot, lin_vel, ang_vel = self._body_kinematics(joint)
         forces = sens[:, lay.contact_force].reshape(self.num_worlds, -1, 3)
         return SceneState(
             joint=joint,
             body_pos=pos, body_rot=rot, body_lin_vel=lin_vel, body_ang_vel=ang_vel,
-            contact_forces=forces[:, :-1], ball_contact_force=forces[:, -1],
-            ball_floor_contact=sens[:, lay.ball_floor] > 0,
+            contact_forces=forces[:, :-1], obj_contact_force=forces[:, -1],
+            obj_floor_contact=sens[:, lay.object_floor] > 0,
         )
 
 

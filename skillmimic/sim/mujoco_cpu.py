@@ -98,7 +98,7 @@ class MujocoCPUSimulator(Simulator):
         # Contact readings cover the whole control step: forces are averaged over the substeps
         # (impulse / control_dt) and flags are "any substep", so a 1-substep bounce is not missed.
         np.mean(self._sens_traj, axis=1, out=self._sens)
-        bf = self.layout.ball_floor
+        bf = self.layout.object_floor
         self._sens[:, bf] = self._sens_traj[:, :, bf].max(axis=1)
 
     def _diverged(self):

@@ -12,7 +12,7 @@ Why this shape:
 * **Same sensor semantics as the C engine.** Contact sensors (``contact``, reduce=netforce,
   body2=<body>: net force ON the body, world frame) are computed by mujoco_warp itself;
   a kernel after every substep averages them over the control step and takes the max of the
-  ball-floor flag, exactly as :mod:`.mujoco_cpu` does with the rollout sensor trajectory.
+  object-floor flag, exactly as :mod:`.mujoco_cpu` does with the rollout sensor trajectory.
 * **Capacity is explicit.** mujoco_warp preallocates contacts (``nconmax`` per world, pooled over
   all worlds) and constraint rows (``njmax`` per world, strict). When a step exceeds them it
   drops contacts/constraints and sets bits in ``Data.overflow``. A kernel after every substep
@@ -81,7 +81,7 @@ def _sanitize(qpos0: wp.array(dtype=float), maxval: float,
 @wp.kernel
 def _accumulate_sensors(sensordata: wp.array2d(dtype=float), flag_index: int, scale: float, first: int,
                         acc: wp.array2d(dtype=float)):
-    """Control-step contact readings: mean over substeps; the ball-floor flag is max over them."""
+    """Control-step contact readings: mean over substeps; the object-floor flag is max over them."""
     w, i = wp.tid()
     s = sensordata[w, i]
     if i == flag_index:
@@ -326,7 +326,7 @@ class MujocoWarpSimulator(Simulator):
                                self._peak_ncollision])
             if nsens:
                 wp.launch(_accumulate_sensors, dim=(n, nsens),
-                          inputs=[d.sensordata, lay.ball_floor, 1.0 / self.substeps, int(k == 0)],
+                          inputs=[d.sensordata, lay.object_floor, 1.0 / self.substeps, int(k == 0)],
                           outputs=[self._sens_acc])
         wp.launch(_sanitize, dim=n, inputs=[self._qpos0, _MAXVAL],
                   outputs=[d.qpos, d.qvel, d.qacc_warmstart, self._bad])

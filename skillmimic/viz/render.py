@@ -3,15 +3,15 @@
 Why: a policy is judged by watching it, and training machines have no display. MuJoCo
 renders offscreen through EGL or OSMesa (:mod:`.gl`), frames go to ``ffmpeg`` through
 ``imageio-ffmpeg`` (H.264, yuv420p: plays everywhere), a camera follows the humanoid, the
-ball shows its contact flag (red = contact, green = none) and a tqdm bar shows progress.
+object shows its contact flag (red = contact, green = none) and a tqdm bar shows progress.
 
     python -m skillmimic.viz.render clip ../shared/data/motions/BallPlay-M/layup --out layup.mp4
     python -m skillmimic.viz.render clip data/motions/demo --clip 2 --frames 120 --out demo.mp4
     python -m skillmimic.viz.render policy outputs/skill/<run>/nn/skill.pth --out policy.mp4 --steps 300
 
-Clip mode poses the recorded reference frame by frame (no physics) and colours the ball by
+Clip mode poses the recorded reference frame by frame (no physics) and colours the object by
 the reference contact flag; policy mode steps the env with the deterministic policy and
-colours the ball by the *simulated* contact (``--contact ref`` shows the reference's).
+colours the object by the *simulated* contact (``--contact ref`` shows the reference's).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class RenderFrame:
     """One frame to draw: the pose of one world and what the cues need."""
 
     state: JointState          # one row
-    ball_contact: bool
+    obj_contact: bool
     text: str = ""
 
 
@@ -181,7 +181,7 @@ def render_frames(frames: Iterable[RenderFrame], out: str | Path, total: int | N
             for frame in tqdm(frames, total=total, desc=desc, unit="frame", disable=not progress,
                               dynamic_ncols=True, leave=False):
                 pose(model, data, qpos_from_state(layout, frame.state)[0])
-                cues.apply(frame.ball_contact, frame.state.root_ang_vel[0].cpu().numpy())
+                cues.apply(frame.obj_contact, frame.state.root_ang_vel[0].cpu().numpy())
                 points = subject_points(model, data)
                 root = data.qpos[layout.root_q][:3]
                 if hoop is not None and np.linalg.norm(hoop_points[0, :2] - root[:2]) < HOOP_FRAMING_RANGE:
@@ -216,7 +216,7 @@ def rollout_frames(env, policy: Callable[[torch.Tensor], torch.Tensor], steps: i
     """Step ``env`` (a :class:`~envs.skill.SkillEnv`) with ``policy`` and yield world ``env_id``
     after each step (the first frame is the reset state). Contact cue from the simulation
     (``"sim"``) or the reference (``"ref"``)."""
-    from ..eval.metrics import ball_contact_flag
+    from ..eval.metrics import object_contact_flag
 
     if contact not in ("sim", "ref"):
         raise ValueError(f"contact must be 'sim' or 'ref', got {contact!r}")
@@ -228,7 +228,7 @@ def rollout_frames(env, policy: Callable[[torch.Tensor], torch.Tensor], steps: i
         st = env.sim.state
         ref = env.reference(torch.tensor([env_id], device=env.device))
         flag = bool(ref.contact[0] > 0.5) if contact == "ref" else \
-            bool(ball_contact_flag(st.ball_contact_force[env_id:env_id + 1])[0])
+            bool(object_contact_flag(st.obj_contact_force[env_id:env_id + 1])[0])
         label = int(env.skill_labels[env_id])
         yield RenderFrame(st.joint[env_id:env_id + 1], flag,
                           f"skill {label:03d}  step {k}  clip {int(env.clip_ids[env_id])}")
@@ -243,7 +243,7 @@ def render_clip(motion_path, out: str | Path, clip: int = 0, start: int = 0, fra
     motion = MotionLibrary(motion_path)
     items = clip_frames(motion, clip, start, frames)
     ref = motion.clip_frames(clip)
-    root, ball = ref.state.root_pos.numpy(), ref.state.ball_pos.numpy()
+    root, ball = ref.state.root_pos.numpy(), ref.state.obj_pos.numpy()
     if "camera" not in kw:
         kw["camera"] = FollowCamera(azimuth=side_azimuth(root[:, :2]))
     return render_frames(items, out, total=len(items), desc=f"render {Path(motion.files[clip]).name}",
@@ -292,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--clip", type=int, default=0, help="start clip index")
     q.add_argument("--start-frame", type=int, default=2)
     q.add_argument("--steps", type=int, default=300)
-    q.add_argument("--contact", choices=("sim", "ref"), default="sim", help="what colours the ball")
+    q.add_argument("--contact", choices=("sim", "ref"), default="sim", help="what colours the object")
     q.add_argument("--device", default="cpu")
     common(q)
     return p

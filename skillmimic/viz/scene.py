@@ -1,7 +1,7 @@
 """What the video renderer and the interactive viewer share: posing the scene from a
 :class:`~skillmimic.state.JointState`, the follow camera and the colour cues.
 
-Colour cues (the original viewer's): the ball is red while its contact flag is set and
+Colour cues (the original viewer's): the object is red while its contact flag is set and
 green otherwise; the humanoid turns blue for 10 frames whenever the root spins faster than
 5 rad/s, which flags mocap glitches and physics blow-ups at a glance.
 """
@@ -21,8 +21,8 @@ from ..rotations import quat_normalize
 from ..sim.base import SceneLayout
 from ..state import JointState
 
-BALL_CONTACT_RGBA = np.array([0.9, 0.1, 0.1, 1.0])
-BALL_FREE_RGBA = np.array([0.1, 0.8, 0.2, 1.0])
+OBJECT_CONTACT_RGBA = np.array([0.9, 0.1, 0.1, 1.0])
+OBJECT_FREE_RGBA = np.array([0.1, 0.8, 0.2, 1.0])
 ABNORMAL_RGBA = np.array([0.15, 0.3, 0.95, 1.0])
 ABNORMAL_ROOT_SPIN = 5.0        # rad/s
 ABNORMAL_FRAMES = 10
@@ -47,7 +47,7 @@ def qpos_from_state(layout: SceneLayout, state: JointState) -> np.ndarray:
     qpos = torch.zeros(st.num_worlds, layout.nq, dtype=torch.float64)
     qpos[:, layout.root_q] = torch.cat([st.root_pos, quat_normalize(st.root_quat)], -1)
     qpos[:, layout.dof_q] = st.dof_pos
-    qpos[:, layout.ball_q] = torch.cat([st.ball_pos, quat_normalize(st.ball_quat)], -1)
+    qpos[:, layout.obj_q] = torch.cat([st.obj_pos, quat_normalize(st.obj_quat)], -1)
     return qpos.numpy()
 
 
@@ -60,7 +60,7 @@ def pose(model: mujoco.MjModel, data: mujoco.MjData, qpos: np.ndarray) -> None:
 
 @dataclass
 class FollowCamera:
-    """A camera that keeps the humanoid and the ball in the picture.
+    """A camera that keeps the humanoid and the object in the picture.
 
     The viewing direction is fixed (``azimuth``, ``elevation``: looking along +y and 20 deg
     down by default, the original viewer's side, high enough that the floor, not the sky,
@@ -79,7 +79,7 @@ class FollowCamera:
     fovy: float = 45.0             # deg, vertical field of view
     aspect: float = 4 / 3          # width / height of the image
     margin: float = 0.08           # fraction of each half-extent kept free at the border
-    radius: float = 0.15           # m, padding of each point (body geoms and the ball have size)
+    radius: float = 0.15           # m, padding of each point (body geoms and the object have size)
     min_distance: float = 4.0      # m
     smoothing: float = 0.15        # look-at easing per frame (1: jump to the target)
     relax: float = 0.03            # distance shrink rate per frame
@@ -112,7 +112,7 @@ class FollowCamera:
         return float(max(need_x.max(), need_y.max(), self.min_distance))
 
     def update(self, cam: mujoco.MjvCamera, points) -> None:
-        """Aim ``cam`` at the subject ``points`` (N, 3): humanoid bodies, ball (and hoop)."""
+        """Aim ``cam`` at the subject ``points`` (N, 3): humanoid bodies, object (and hoop)."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         target = (pts.min(0) + pts.max(0)) / 2
         if self._lookat is None:
@@ -151,18 +151,18 @@ def side_azimuth(root_xy: np.ndarray, default: float = 90.0, min_travel: float =
 
 
 def subject_points(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
-    """World positions of every humanoid body and the ball (what the camera keeps in frame)."""
-    ball = model.body("ball").id
-    ids = [b for b in range(1, model.nbody) if b == ball or model.body_mocapid[b] < 0]
+    """World positions of every humanoid body and the object (what the camera keeps in frame)."""
+    obj = model.body("object").id
+    ids = [b for b in range(1, model.nbody) if b == obj or model.body_mocapid[b] < 0]
     return data.xpos[ids]
 
 
-def hoop_pose_for_clip(root_pos: np.ndarray, ball_pos: np.ndarray) -> tuple[np.ndarray, float]:
+def hoop_pose_for_clip(root_pos: np.ndarray, obj_pos: np.ndarray) -> tuple[np.ndarray, float]:
     """Where a regulation hoop goes in a clip recorded without one: rim centre over the
     ball's highest point, backboard beyond it, facing back along the root's travel (the
     hoop's +x, backboard -> court, points at the clip's start). Returns (rim xy, yaw rad)."""
-    ball_pos, root_pos = np.asarray(ball_pos, np.float64), np.asarray(root_pos, np.float64)
-    peak = ball_pos[int(np.argmax(ball_pos[:, 2])), :2]
+    obj_pos, root_pos = np.asarray(obj_pos, np.float64), np.asarray(root_pos, np.float64)
+    peak = obj_pos[int(np.argmax(obj_pos[:, 2])), :2]
     back = root_pos[0, :2] - peak
     if float(np.linalg.norm(back)) < 1e-6:
         back = np.array([1.0, 0.0])
@@ -185,20 +185,20 @@ def place_hoop(model: mujoco.MjModel, data: mujoco.MjData, rim_xy, yaw: float) -
 
 
 class ColourCues:
-    """Edits a model's geom colours per frame: ball by contact flag, humanoid blue while abnormal."""
+    """Edits a model's geom colours per frame: object by contact flag, humanoid blue while abnormal."""
 
     def __init__(self, model: mujoco.MjModel):
         self.model = model
-        self.ball_geom = model.geom("ball_geom").id
-        ball_body = model.body("ball").id
+        self.object_geom = model.geom("object_geom").id
+        object_body = model.body("object").id
         self.humanoid_geoms = np.array([g for g in range(model.ngeom)
-                                        if model.geom_bodyid[g] not in (0, ball_body)
+                                        if model.geom_bodyid[g] not in (0, object_body)
                                         and model.body_mocapid[model.geom_bodyid[g]] < 0], dtype=np.int64)
         self.humanoid_rgba = model.geom_rgba[self.humanoid_geoms].copy()
         self._abnormal_left = 0
 
-    def apply(self, ball_contact: bool, root_ang_vel=None) -> None:
-        self.model.geom_rgba[self.ball_geom] = BALL_CONTACT_RGBA if ball_contact else BALL_FREE_RGBA
+    def apply(self, obj_contact: bool, root_ang_vel=None) -> None:
+        self.model.geom_rgba[self.object_geom] = OBJECT_CONTACT_RGBA if obj_contact else OBJECT_FREE_RGBA
         if root_ang_vel is not None and float(np.linalg.norm(np.asarray(root_ang_vel))) > ABNORMAL_ROOT_SPIN:
             self._abnormal_left = ABNORMAL_FRAMES
         if self._abnormal_left > 0:
@@ -211,5 +211,5 @@ class ColourCues:
         self._abnormal_left = 0
 
 
-__all__ = ["BALL_CONTACT_RGBA", "BALL_FREE_RGBA", "ABNORMAL_RGBA", "scene_model", "qpos_from_state", "pose",
+__all__ = ["OBJECT_CONTACT_RGBA", "OBJECT_FREE_RGBA", "ABNORMAL_RGBA", "scene_model", "qpos_from_state", "pose",
            "FollowCamera", "ColourCues", "side_azimuth", "subject_points", "hoop_pose_for_clip", "place_hoop"]

@@ -8,7 +8,7 @@ steps the env (or the replay) at 60 Hz and copies world 0 into the viewer's scen
 come from ``cfg/viewer.yaml`` (defaults in :mod:`.keymap`): arrows/Q/W/E/X/C/R/B/0/1
 pick a skill, SPACE pauses, BACKSPACE resets. In policy mode a skill key conditions every
 env on that skill (the policy's one-hot) until the next reset; in dataset mode it jumps to
-the next clip of that skill. The ball is red while its contact flag is set (simulated
+the next clip of that skill. The object is red while its contact flag is set (simulated
 contact in policy mode, the recorded flag in dataset mode), green otherwise; the humanoid
 flashes blue when the root spins faster than 5 rad/s. The camera's look-at point follows
 the humanoid; drag to orbit and zoom as usual.
@@ -42,7 +42,7 @@ _HOLD = 10**9          # segment length that never times out (viewer episodes en
 @dataclass
 class Frame:
     state: JointState          # one row
-    ball_contact: bool
+    obj_contact: bool
     text: str
 
 
@@ -109,11 +109,11 @@ class PolicyPlayer:
         self.env.step(self.policy(self.env.obs))
 
     def current(self) -> Frame:
-        from ..eval.metrics import ball_contact_flag
+        from ..eval.metrics import object_contact_flag
 
         env, i = self.env, self.env_id
         st = env.sim.state
-        contact = bool(ball_contact_flag(st.ball_contact_force[i:i + 1])[0])
+        contact = bool(object_contact_flag(st.obj_contact_force[i:i + 1])[0])
         return Frame(st.joint[i:i + 1], contact,
                      f"skill {int(env.skill_labels[i]):03d}  step {int(env.progress[i])}  clip {int(env.clip_ids[i])}")
 
@@ -162,7 +162,7 @@ def run_viewer(player, keymap: KeyMap | None = None, camera: FollowCamera | None
                 frame = player.current()
             with viewer.lock():
                 pose(model, data, qpos_from_state(layout, frame.state)[0])
-                cues.apply(frame.ball_contact, frame.state.root_ang_vel[0].cpu().numpy())
+                cues.apply(frame.obj_contact, frame.state.root_ang_vel[0].cpu().numpy())
                 root = data.qpos[layout.root_q][:3]
                 if first:
                     camera.update(viewer.cam, subject_points(model, data))     # framed once, then the user's
