@@ -60,7 +60,8 @@ class ObjectConfig:
     ``size`` follows MuJoCo's geom convention, per ``shape`` (:data:`SHAPE_SIZES`):
     sphere [radius], box [half x, half y, half z], capsule/cylinder [radius, half length]
     (axis along the body's z), mesh [scale] or [sx, sy, sz] of ``mesh_file`` (.obj/.stl;
-    relative paths: the working directory, else the repository root).
+    relative paths: the working directory, else the repository root; the file's frame is
+    the object's frame, so its origin is the position the clips' object columns give).
     """
 
     name: str = "basketball"
@@ -123,6 +124,29 @@ class ObjectConfig:
         return _mesh_resting_height(self)
 
 
+#: where the scene's object lived before the object entity (a sphere: radius, mass, friction,
+#: restitution, contact stiffness/damping); checkpoints of that time carry it in their run config
+LEGACY_SCENE_KEY = "sim.scene.ball"
+
+
+def upgrade_legacy_scene(scene: dict) -> dict:
+    """A scene config dict with a ball-era ``ball`` node turned into the ``object`` node of
+    the same sphere (``radius`` -> ``size: [radius]``, the other numbers unchanged)."""
+    if "ball" not in scene:
+        return scene
+    if "object" in scene:
+        raise ObjectConfigError(f"a run configuration has both {LEGACY_SCENE_KEY} (old) and sim.scene.object; "
+                                f"keep sim.scene.object")
+    scene = dict(scene)
+    ball = dict(scene.pop("ball") or {})
+    obj = {"name": "basketball", "shape": "sphere"}
+    if "radius" in ball:
+        obj["size"] = [ball.pop("radius")]
+    obj.update(ball)
+    scene["object"] = obj
+    return scene
+
+
 def _fmt(values) -> str:
     return " ".join(f"{float(v):.9g}" for v in values)
 
@@ -153,8 +177,9 @@ def object_mesh_attrs(obj: ObjectConfig) -> dict[str, str] | None:
 
 
 def _mesh_resting_height(obj: ObjectConfig) -> float:
-    """Lowest vertex of the compiled mesh below the body origin (MuJoCo moves a mesh to
-    its centroid and compensates in the geom pose, so the file's own origin is not used)."""
+    """Depth of the compiled mesh's lowest vertex below the body origin. The file's frame is
+    the object's frame (MuJoCo re-centres a mesh internally and compensates in the geom
+    pose), so this is the file's lowest z times the scale, read back from the model."""
     import xml.etree.ElementTree as ET
 
     import mujoco
@@ -176,4 +201,5 @@ def _mesh_resting_height(obj: ObjectConfig) -> float:
     return float(-np.min(world[:, 2]))
 
 
-__all__ = ["ObjectConfig", "ObjectConfigError", "SHAPE_SIZES", "object_geom_attrs", "object_mesh_attrs"]
+__all__ = ["LEGACY_SCENE_KEY", "ObjectConfig", "ObjectConfigError", "SHAPE_SIZES", "object_geom_attrs",
+           "object_mesh_attrs", "upgrade_legacy_scene"]

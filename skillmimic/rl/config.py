@@ -31,6 +31,7 @@ from envs.registry import TaskSpec, task_spec
 from envs.skill import SkillEnvConfig
 from skillmimic.augment.env_hook import AUTO, V2Config
 from skillmimic.assets.mjcf import SceneConfig, scene_skeleton
+from skillmimic.assets.objects import LEGACY_SCENE_KEY, upgrade_legacy_scene
 from skillmimic.rewards import RewardWeights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -241,7 +242,9 @@ RETIRED_KEYS: tuple[str, ...] = ("headless",)
 
 def load_run_config(text: str):
     """A run configuration saved with a checkpoint (YAML text) merged onto the schema, as a
-    typed DictConfig; keys in :data:`RETIRED_KEYS` are dropped first."""
+    typed DictConfig; keys in :data:`RETIRED_KEYS` are dropped first, and a ball-era scene
+    (:data:`~skillmimic.assets.objects.LEGACY_SCENE_KEY`) becomes the same scene's
+    ``sim.scene.object`` (:func:`~skillmimic.assets.objects.upgrade_legacy_scene`)."""
     from omegaconf import OmegaConf
 
     saved = OmegaConf.create(text)
@@ -252,6 +255,12 @@ def load_run_config(text: str):
         name = hlc.pop("task")
         if OmegaConf.select(saved, "task.env") is None:
             saved.task.env = f"hlc_{name}"
+    scene = OmegaConf.select(saved, "sim.scene")
+    if scene is not None:
+        try:
+            OmegaConf.update(saved, "sim.scene", upgrade_legacy_scene(OmegaConf.to_container(scene)), merge=False)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return OmegaConf.merge(OmegaConf.structured(Config), saved)
 
 
@@ -295,6 +304,10 @@ def check_override_keys(overrides: list[str], schema: type = Config) -> None:
         key = override_key(ov)
         if not key or key.startswith("hydra") or "/" in key or "@" in key:
             continue
+        if key == LEGACY_SCENE_KEY or key.startswith(LEGACY_SCENE_KEY + "."):
+            raise ConfigError(f"{ov!r}: {LEGACY_SCENE_KEY} is now sim.scene.object (the object entity, "
+                              f"skillmimic/assets/objects.py: shape, size, mass, friction, ...; "
+                              f"the ball's radius is sim.scene.object.size=[r])")
         t, done = schema, []
         for part in key.split("."):
             if not dataclasses.is_dataclass(t):
@@ -490,6 +503,10 @@ def validate(cfg: Config) -> None:
         scene_skeleton(cfg.sim.scene)
     except ValueError as exc:
         raise ConfigError(f"sim.scene.hinge_order: {exc}") from None
+    try:
+        cfg.sim.scene.object.validate()       # names the key; a mesh file must exist
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if cfg.sim.body_kinematics not in ("torch", "warp"):
         raise ConfigError(f"sim.body_kinematics must be torch or warp, got {cfg.sim.body_kinematics!r}")
     resolve_device(cfg.device)
