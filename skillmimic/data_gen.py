@@ -20,13 +20,18 @@ The IK works on X-Y-Z hinge angles (its own parameterisation, whatever the simul
 hinge orders: a clip stores exp-maps); the joints it changes are written back as exp-maps
 and every other joint keeps its source exp-map.
 
+* ``demo_box/050_demo_boxlift_1.pt``: not a ball: the humanoid crouches over a box on the
+  floor, lifts it with a palm flat on each side face and holds it at the waist
+  (:func:`box_lift_clip`, object :func:`box_object`). Object pose in the object columns.
+
 Every clip is a (T, 337) float32 tensor at 60 fps (layout in
 ``skillmimic.motion.columns``). Its body positions are the forward kinematics of its
 own pose, and the root exp-map is duplicated in columns 6:9. The output is
 deterministic: float64 throughout, a fixed number of IK iterations, no random numbers,
 and one torch thread (also the fastest setting for these small batches).
 
-    python -m skillmimic.data_gen --out data/motions/demo
+    python -m skillmimic.data_gen                        # data/motions/demo
+    python -m skillmimic.data_gen --dataset demo_box     # data/motions/demo_box
 """
 
 from __future__ import annotations
@@ -40,14 +45,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .assets.mjcf import ObjectConfig
+from .assets.objects import ObjectConfig
 from .assets.skeleton import SKELETON_BALLPLAY
 from .kinematics import forward_kinematics
 from .motion import columns as C
 from .motion.skills import clip_file_name
 from .rotations import (
-    expmap_to_hinge, expmap_to_quat, heading_yaw, hinge_to_expmap, quat_mul, quat_rotate, quat_to_expmap,
-    yaw_quat,
+    expmap_to_hinge, expmap_to_quat, heading_yaw, hinge_to_expmap, quat_mul, quat_rotate, quat_slerp,
+    quat_to_expmap, yaw_quat,
 )
 
 GRAVITY = 9.81
@@ -258,7 +263,8 @@ def ball_cycle(p: DribbleParams, radius: float, restitution: float):
     return ball_z, contact, palm_z
 
 
-def solve_ik(root_pos, root_quat, hinge0, joint_names, reg, task, iterations: int = 25):
+def solve_ik(root_pos, root_quat, hinge0, joint_names, reg, task, iterations: int = 25,
+             batched_jacobian: bool = False, start=None):
     """Levenberg-Marquardt on the hinges of ``joint_names``, every frame at once.
 
     ``joint_names`` may give ``"Name:axes"`` to free only some hinges (a knee bends about x).
@@ -267,7 +273,9 @@ def solve_ik(root_pos, root_quat, hinge0, joint_names, reg, task, iterations: in
     pulls towards ``hinge0`` so redundant joints stay near the source pose. The damping is
     adapted per frame (a step that does not lower the cost is refused), which keeps a
     far target from throwing the arm into a poor local minimum. The Jacobian of the task
-    residuals comes from autograd through the batched FK. Returns the (T, 156) angles.
+    residuals comes from autograd through the batched FK (``batched_jacobian``: one vmapped
+    backward pass for all rows). ``start`` (T, 156): per-frame initial angles instead of
+    ``hinge0`` (a warm start keeps neighbouring frames on one branch). Returns the (T, 156) angles.
     """
     T = root_pos.shape[0]
     cols, w = [], []
@@ -292,12 +300,16 @@ def solve_ik(root_pos, root_quat, hinge0, joint_names, reg, task, iterations: in
         fk = forward_kinematics(root_pos, root_quat, pose(xg))
         r = task(fk.pos, fk.rot)
         m = r.shape[1]
-        J = torch.stack([torch.autograd.grad(r[:, k].sum(), xg, retain_graph=k < m - 1)[0]
-                         for k in range(m)], dim=1)
+        if batched_jacobian:   # one vmapped backward pass for all m rows
+            eye_m = torch.eye(m, dtype=r.dtype)[:, None, :].expand(m, T, m)
+            J = torch.autograd.grad(r, xg, grad_outputs=eye_m, is_grads_batched=True)[0].permute(1, 0, 2)
+        else:
+            J = torch.stack([torch.autograd.grad(r[:, k].sum(), xg, retain_graph=k < m - 1)[0]
+                             for k in range(m)], dim=1)
         r = r.detach()
         return (r * r).sum(-1) + ((w * (x - x0)) ** 2).sum(-1), r, J
 
-    x = x0.expand(T, -1).clone()
+    x = x0.expand(T, -1).clone() if start is None else start[:, cols].clone()
     cost, r, J = evaluate(x)
     lam = torch.full((T, 1, 1), 1e-2, dtype=torch.float64)
     for _ in range(iterations):
@@ -411,10 +423,166 @@ def hold_clip(duration: float = 2.0, palm_clearance: float = DribbleParams.palm_
                          _with_joints(joints, hinge, _ARMS).expand(T, -1, -1), ball.expand(T, 3), torch.ones(T))
 
 
-CLIPS = {
-    clip_file_name("pickup", "demo_hold_1"): hold_clip,
-    clip_file_name("run", "demo_dribble_1"): dribble_clip,
+@dataclass
+class BoxLiftParams:
+    """Lift a box from the floor with both hands and hold it at the waist (label 050).
+
+    The box (axis-aligned, identity rotation) stands ``reach`` ahead of the pelvis; the
+    humanoid starts crouched over it (pelvis ``crouch`` lower, leaning ``lean`` rad
+    forward about its right axis) with a palm flat on each side face, rises over
+    ``lift_frames`` (smoothstep) while the box follows to ``carry_height`` and
+    ``carry_reach``, then holds. Feet stay planted (leg IK); spine and arms come from an IK
+    that puts the palms on the faces, normals into the box. Contact flag 1 throughout.
+    """
+
+    half_size: tuple = (0.18, 0.15, 0.22)   # box half extents: across the body (x), depth (y), height (z)
+    mass: float = 3.0                       # kg: a light parcel
+    crouch: float = 0.35                    # m, pelvis lowered at the pick-up
+    lean: float = 0.7                       # rad, forward lean of the pelvis at the pick-up
+    reach: float = 0.45                     # m, box centre ahead of the pelvis at the pick-up
+    carry_reach: float = 0.30               # ... and when held
+    carry_height: float = 0.95              # m, box centre when held
+    grip_frames: int = 30                   # crouched, gripping
+    lift_frames: int = 60                   # rising with the box
+    hold_frames: int = 60                   # standing, holding it
+    palm_clearance: float = 0.005
+    key_every: int = 4                      # IK key frames of the lift (divides lift_frames)
+    iterations: int = 50                    # IK iterations of the crouch (from the standing pose)
+    refine_iterations: int = 8              # ... of every key frame (warm-started)
+
+
+_BOX_CLEAR = SKEL.indices(("L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Shoulder", "R_Shoulder",
+                           "L_Elbow", "R_Elbow", "Torso", "Spine", "Spine2", "Chest"))
+
+
+_LEG_CHAINS = [SKEL.indices((f"{side}_Hip", f"{side}_Knee", f"{side}_Ankle")) for side in "LR"]
+
+
+def _box_clearance_depth(pos, rot, centre, half, margin: float) -> torch.Tensor:
+    """(T, k) how deep (m) each collision geom of :data:`_BOX_CLEAR` reaches into an
+    axis-aligned box grown by ``margin``: the deepest of its sample points (sphere centre,
+    five points on a capsule axis, box corners) minus the geom's radius; <= 0 outside."""
+    out = []
+    for b in _BOX_CLEAR:
+        gtype, size, where, _ = SKEL.geoms[b]
+        if gtype == "box":
+            local, radius = [[where[0] + sx * size[0], where[1] + sy * size[1], where[2] + sz * size[2]]
+                             for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], 0.0
+        else:
+            ends = torch.as_tensor(where, dtype=pos.dtype).reshape(-1, 3)
+            local = ends if gtype == "sphere" else \
+                torch.stack([ends[0] + f * (ends[1] - ends[0]) for f in (0.0, 0.25, 0.5, 0.75, 1.0)])
+            radius = size[0]
+        q = (_geom_points(pos, rot, b, local) - centre[:, None]).abs() - half
+        sdf = q.clamp_min(0).norm(dim=-1) + q.amax(-1).clamp_max(0)
+        out.append((radius + margin - sdf).amax(-1))
+    return torch.stack(out, -1)
+
+
+def box_object(p: BoxLiftParams | None = None) -> ObjectConfig:
+    """The box of :func:`box_lift_clip` as a scene object (``cfg/object/box_demo.yaml``).
+
+    Contact: the ball's calibrated solref, uncalibrated for a box (a carried box does not
+    bounce; see :mod:`skillmimic.assets.objects`); a cardboard-on-skin friction of 1."""
+    p = p or BoxLiftParams()
+    return ObjectConfig(name="box", shape="box", size=list(p.half_size), mass=p.mass)
+
+
+def box_lift_clip(p: BoxLiftParams | None = None) -> torch.Tensor:
+    """Crouch over a box on the floor, lift it with both hands, hold it (label 050)."""
+    p = p or BoxLiftParams()
+    root0, quat0, joints, _ = source_pose()
+    hinge0 = expmap_to_hinge_xyz(joints).reshape(-1)
+    fk0 = forward_kinematics(root0, quat0, hinge0)
+    pos0 = fk0.pos
+    feet, feet_up = pos0[_FEET], fk0.rot[_FEET, :, 2]
+    forward, right = body_axes(pos0)
+    right3 = torch.cat([right, right.new_zeros(1)])
+    forward3 = torch.cat([forward, forward.new_zeros(1)])
+    half = torch.tensor(p.half_size, dtype=torch.float64)
+
+    def path(frame: torch.Tensor):
+        """Root position, root rotation and box centre at lift frames ``frame`` (smoothstep)."""
+        s = frame.double() / p.lift_frames
+        s = s * s * (3.0 - 2.0 * s)
+        root_pos = root0.expand(len(s), 3).clone()
+        root_pos[:, 2] -= p.crouch * (1.0 - s)
+        half_lean = 0.5 * p.lean * (1.0 - s)
+        lean = torch.cat([torch.cos(half_lean)[:, None], torch.sin(half_lean)[:, None] * right3], -1)
+        box = root0.new_zeros(len(s), 3)
+        box[:, :2] = root0[:2] + (p.reach + (p.carry_reach - p.reach) * s)[:, None] * forward
+        box[:, 2] = half[2] + (p.carry_height - half[2]) * s
+        return root_pos, quat_mul(lean, quat0.expand(len(s), 4)), box
+
+    # IK at key frames of the lift (its cost is per call, not per frame); the joint rotations
+    # are interpolated (slerp) between them
+    keys = torch.arange(0, p.lift_frames + 1, p.key_every)
+    root_pos, root_quat, box = path(keys)
+    # the side faces are the box's +-x faces; the right hand is on the -x side (right ~ -x)
+    across = root0.new_tensor([1.0, 0.0, 0.0]) * (1.0 if float(right[0]) > 0 else -1.0)
+
+    def task_for(rows):
+        """IK residuals for the key frames ``rows``."""
+        centre_box = box[rows]
+        grip = {"R": (centre_box + (half[0] + p.palm_clearance) * across, -across),
+                "L": (centre_box - (half[0] + p.palm_clearance) * across, across)}
+
+        def task(pos, rot):
+            # feet planted where and as they were, knees bending forward (not folded backwards)
+            res = [3.0 * (pos[:, _FEET] - feet).reshape(pos.shape[0], -1),
+                   (rot[:, _FEET, :, 2] - feet_up).reshape(pos.shape[0], -1)]
+            for hip, knee, ankle in _LEG_CHAINS:
+                ahead = ((pos[:, knee] - 0.5 * (pos[:, hip] + pos[:, ankle])) * forward3).sum(-1)
+                # the knee bends one way only: sin of its x-hinge angle, rel[2, 1] of the thigh-to-shin turn, >= 0
+                bend = (rot[:, hip].transpose(-1, -2) @ rot[:, knee])[:, 2, 1]
+                res += [5.0 * torch.relu(0.02 - ahead)[:, None], 5.0 * torch.relu(-bend)[:, None]]
+            for side, (target, normal) in grip.items():
+                centre, nrm = palm_frame(pos, side)
+                wrist, knuckles, _, _ = _hand_ids(side)
+                fingers = pos[:, knuckles].mean(1) - pos[:, wrist]
+                # fingers forward: fixes the hand's turn about the palm normal, which the grip leaves free
+                res += [10.0 * (centre - target), 0.5 * (nrm - normal),
+                        0.2 * (fingers / fingers.norm(dim=-1, keepdim=True) - forward3)]
+            # only the hands touch the box: thighs, forearms and the spine stay outside it
+            res.append(5.0 * torch.relu(_box_clearance_depth(pos, rot, centre_box, half, p.palm_clearance)))
+            res.append(5.0 * torch.relu(-lowest_point(pos, rot))[:, None])     # and nothing sinks into the floor
+            return torch.cat(res, -1)
+
+        return task
+
+    # From the standing pose the solver reaches a deep crouch on different branches for
+    # neighbouring frames; so the crouch (key 0) is solved first, and every key starts from
+    # the blend of it and the standing pose that matches its progress.
+    dofs = _LEG_DOFS + _SPINE + _ARMS
+    crouched = solve_ik(root_pos[:1], root_quat[:1], hinge0, dofs, _REG, task_for(slice(0, 1)),
+                        iterations=p.iterations, batched_jacobian=True)[0]
+    s_keys = keys.double() / p.lift_frames
+    s_keys = (s_keys * s_keys * (3.0 - 2.0 * s_keys))[:, None]
+    hinge = solve_ik(root_pos, root_quat, hinge0, dofs, _REG, task_for(slice(None)), iterations=p.refine_iterations,
+                     batched_jacobian=True, start=crouched + s_keys * (hinge0 - crouched))
+    # every frame's place in the lift: the grip repeats its start, the hold its end
+    frame = (torch.arange(p.grip_frames + p.lift_frames + p.hold_frames) - p.grip_frames).clamp(0, p.lift_frames)
+    k0 = (frame // p.key_every).clamp(max=len(keys) - 2)
+    w = ((frame - keys[k0]).double() / p.key_every)[:, None, None]
+    # per joint rotation (neighbouring keys may sit on different Euler branches of one rotation)
+    key_quat = expmap_to_quat(_with_joints(joints, hinge, _LEGS + _SPINE + _ARMS))
+    joint_exp = quat_to_expmap(quat_slerp(key_quat[k0], key_quat[k0 + 1], w))
+    root_pos, root_quat, box = path(frame)
+    return assemble_clip(root_pos, root_quat, joint_exp, box, torch.ones(len(frame)))
+
+
+#: generated data sets: output folder name -> {file name: generator}
+DATASETS = {
+    "demo": {
+        clip_file_name("pickup", "demo_hold_1"): hold_clip,
+        clip_file_name("run", "demo_dribble_1"): dribble_clip,
+    },
+    # the non-ball object demo: train it with task=box_carry (envs/box_carry.py)
+    "demo_box": {
+        "050_demo_boxlift_1.pt": box_lift_clip,
+    },
 }
+CLIPS = DATASETS["demo"]
 
 
 @contextlib.contextmanager
@@ -429,17 +597,17 @@ def _one_thread():
         torch.set_num_threads(n)
 
 
-def build_clips() -> dict[str, torch.Tensor]:
-    """All demo clips by file name, freshly generated."""
+def build_clips(dataset: str = "demo") -> dict[str, torch.Tensor]:
+    """The clips of data set ``dataset`` (:data:`DATASETS`) by file name, freshly generated."""
     with _one_thread():
-        return {name: make().contiguous() for name, make in CLIPS.items()}
+        return {name: make().contiguous() for name, make in DATASETS[dataset].items()}
 
 
-def generate(out_dir: str | pathlib.Path) -> list[pathlib.Path]:
+def generate(out_dir: str | pathlib.Path, dataset: str = "demo") -> list[pathlib.Path]:
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, clip in build_clips().items():
+    for name, clip in build_clips(dataset).items():
         path = out / name
         torch.save(clip, path)
         paths.append(path)
@@ -448,9 +616,10 @@ def generate(out_dir: str | pathlib.Path) -> list[pathlib.Path]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="data/motions/demo", help="output folder")
+    parser.add_argument("--dataset", default="demo", choices=sorted(DATASETS), help="which clips")
+    parser.add_argument("--out", default=None, help="output folder (default: data/motions/<dataset>)")
     args = parser.parse_args(argv)
-    for path in generate(args.out):
+    for path in generate(args.out or f"data/motions/{args.dataset}", args.dataset):
         clip = torch.load(path, weights_only=True)
         print(f"wrote {path}  {tuple(clip.shape)}  {clip.shape[0] / C.FPS:.2f} s  "
               f"contact frames {int(clip[:, C.CONTACT].sum())}")

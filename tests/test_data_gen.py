@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from skillmimic import data_gen
-from skillmimic.assets.mjcf import ObjectConfig
+from skillmimic.assets.objects import ObjectConfig
 from skillmimic.assets.skeleton import SKELETON_BALLPLAY as SKEL
 from skillmimic.kinematics import forward_kinematics
 from skillmimic.motion import columns as C
@@ -131,3 +132,90 @@ def test_cli_regenerates_bit_identical_clips(tmp_path, clips):
     data_gen.main(["--out", str(tmp_path)])
     for name, clip in clips.items():
         assert torch.equal(torch.load(tmp_path / name, weights_only=True), clip)
+
+
+# --------------------------------------------------------------------------- the box demo (a non-ball object)
+BOX_DIR = DEMO_DIR.parent / "demo_box"
+BOX_CLIP = "050_demo_boxlift_1.pt"
+
+
+@pytest.fixture(scope="module")
+def box_clip():
+    return data_gen.build_clips("demo_box")[BOX_CLIP]
+
+
+def test_box_clip_is_committed_and_is_the_generator_output(box_clip):
+    assert sorted(p.name for p in BOX_DIR.glob("*.pt")) == [BOX_CLIP], \
+        "regenerate with `python -m skillmimic.data_gen --dataset demo_box`"
+    assert torch.equal(torch.load(BOX_DIR / BOX_CLIP, weights_only=True), box_clip)
+    assert int(BOX_CLIP[:3]) == 50
+
+
+def test_box_object_config_is_the_generator_s():
+    from omegaconf import OmegaConf
+
+    yaml = pathlib.Path(__file__).resolve().parents[1] / "cfg" / "object" / "box_demo.yaml"
+    obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ObjectConfig), OmegaConf.load(yaml)))
+    assert obj == data_gen.box_object()
+    assert (obj.shape, obj.size, obj.mass) == ("box", [0.18, 0.15, 0.22], 3.0)
+
+
+def test_box_lift_from_the_floor_with_palms_on_the_side_faces(box_clip):
+    p, obj = data_gen.BoxLiftParams(), data_gen.box_object()
+    c = box_clip.double()
+    T = c.shape[0]
+    assert T == p.grip_frames + p.lift_frames + p.hold_frames and (c[:, C.CONTACT] == 1).all()
+    assert torch.equal(c[:, C.ROOT_ROT_DUP], c[:, C.ROOT_ROT]) and not c[:, C.OBJ_ROT].any()
+    box = c[:, C.OBJ_POS]
+    half = torch.tensor(obj.size, dtype=torch.float64)
+    assert (box[:p.grip_frames, 2] - half[2]).abs().max() < 1e-6          # standing on the floor
+    assert (box[-p.hold_frames:, 2] - p.carry_height).abs().max() < 1e-6  # lifted and held
+    assert (box[1:, 2] - box[:-1, 2]).min() >= 0 and (box[1:, 2] - box[:-1, 2]).max() < 0.03   # smooth, up only
+    fk = forward_kinematics(c[:, C.ROOT_POS], expmap_to_quat(c[:, C.ROOT_ROT]),
+                            expmap_to_hinge(c[:, C.DOF].reshape(T, -1, 3), SKEL.hinge_orders).reshape(T, -1))
+    torch.testing.assert_close(fk.pos.reshape(T, -1), c[:, C.BODY_POS], rtol=0, atol=1e-5)
+    for side in "LR":
+        centre, normal = data_gen.palm_frame(fk.pos, side)
+        d = centre - box
+        # on a side (x) face: just outside it (the palm centre lies inside the hand), within the
+        # face, palm facing into the box
+        assert ((d[:, 0].abs() - half[0]) > 0.0).all() and ((d[:, 0].abs() - half[0]) < 0.035).all()
+        assert (d[:, 1:].abs() < half[1:] - 0.02).all()
+        assert ((normal * -d).sum(-1) / d.norm(dim=-1) > 0.9).all()
+    feet = fk.pos[:, SKEL.indices(("L_Ankle", "L_Toe", "R_Ankle", "R_Toe"))]
+    assert (feet - feet[:1]).norm(dim=-1).max() < 5e-3                   # planted
+    assert data_gen.lowest_point(fk.pos, fk.rot).min() > -5e-3           # not in the floor
+
+
+def test_box_lift_only_the_hands_touch_the_box(box_clip):
+    """The clip posed in the scene with its box (MuJoCo geom distances, no physics): each
+    hand is within 1.5 cm of the box in every frame; no other geom reaches 3 cm into it
+    (the forearms come closest: ~2.5 cm in at the crouch)."""
+    import mujoco
+
+    from skillmimic.assets.mjcf import SceneConfig, build_scene_xml, scene_skeleton
+    from skillmimic.motion import MotionLibrary
+    from skillmimic.sim.base import SceneLayout
+    from skillmimic.viz.scene import pose, qpos_from_state
+
+    scene = SceneConfig(object=data_gen.box_object())
+    model = mujoco.MjModel.from_xml_string(build_scene_xml(scene))
+    data = mujoco.MjData(model)
+    layout = SceneLayout.from_model(model, scene_skeleton(scene))
+    lib = MotionLibrary(BOX_DIR, skeleton=scene_skeleton(scene))
+    T = int(lib.clip_lengths[0])
+    state = lib.get_frame_at(torch.zeros(T, dtype=torch.long), torch.arange(T)).state
+    box = model.geom("object_geom").id
+    geoms = {n: model.geom(f"{n}_geom").id for n in SKEL.names}
+    hands = {side: [g for n, g in geoms.items() if n.startswith(side) and SKEL.index(n) >= SKEL.index(f"{side}_Wrist")
+                    and SKEL.index(n) < SKEL.index(f"{side}_Wrist") + 16] for side in "LR"}
+    others = [g for g in geoms.values() if not any(g in h for h in hands.values())]
+    fromto = np.zeros(6)
+    deepest = 0.0
+    for t, qpos in enumerate(qpos_from_state(layout, state)):
+        pose(model, data, qpos)
+        for side, ids in hands.items():
+            near = min(mujoco.mj_geomDistance(model, data, g, box, 0.1, fromto) for g in ids)
+            assert near < 0.015, f"frame {t}: the {side} hand is {near:.3f} m from the box"
+        deepest = min(deepest, min(mujoco.mj_geomDistance(model, data, g, box, 0.1, fromto) for g in others))
+    assert deepest > -0.03
