@@ -6,6 +6,7 @@ import math
 import mujoco
 import numpy as np
 import pytest
+from helpers import compose
 from omegaconf import OmegaConf
 
 from skillmimic.assets.mjcf import SceneConfig, build_scene_xml
@@ -89,19 +90,9 @@ def test_bad_object_config_names_the_key(kwargs, words):
         assert w in str(e.value)
 
 
-def _compose(overrides=()):
-    from hydra import compose, initialize_config_dir
-
-    from skillmimic.rl.config import CONFIG_DIR, register_configs
-
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
 def _ball_era_yaml() -> str:
     """A run configuration as a checkpoint of the ball era saved it (sim.scene.ball)."""
-    tree = OmegaConf.create(OmegaConf.to_yaml(_compose()))
+    tree = OmegaConf.create(OmegaConf.to_yaml(compose([])))
     del tree.sim.scene["object"]
     tree.sim.scene["ball"] = {"radius": 0.11, "mass": 0.6, "friction": 0.9, "restitution": 0.75,
                               "contact_stiffness": 20000.0, "contact_damping": 30.0}
@@ -129,7 +120,7 @@ def test_old_ball_key_on_the_command_line_names_the_new_key():
 def test_object_is_a_typed_config_node():
     from skillmimic.rl.config import ConfigError, validate
 
-    cfg = OmegaConf.to_object(_compose(["sim.scene.object.shape=box", "sim.scene.object.size=[0.2,0.15,0.1]",
+    cfg = OmegaConf.to_object(compose(["sim.scene.object.shape=box", "sim.scene.object.size=[0.2,0.15,0.1]",
                                         "sim.scene.object.mass=3"]))
     assert cfg.sim.scene.object == ObjectConfig(shape="box", size=[0.2, 0.15, 0.1], mass=3.0)
     cfg.sim.scene.object.size = [0.2]
@@ -140,7 +131,7 @@ def test_object_is_a_typed_config_node():
 def test_resume_of_a_ball_era_checkpoint_restores_its_ball_as_the_object(tmp_path):
     from skillmimic.rl.runner import resume_config
 
-    given = OmegaConf.to_object(_compose())
+    given = OmegaConf.to_object(compose([]))
     cfg = resume_config(given, tmp_path / "old.pth", {"run_config": _ball_era_yaml()}, overrides=[])
     assert cfg.sim.scene.object == ObjectConfig(size=[0.11], mass=0.6, friction=0.9, restitution=0.75,
                                                 contact_damping=30.0)
