@@ -13,7 +13,8 @@ from skillmimic.kinematics import forward_kinematics
 from skillmimic.motion import columns as C
 from skillmimic.rotations import expmap_to_hinge, expmap_to_quat
 
-from helpers import DEMO as DEMO_DIR
+from helpers import DEMO as DEMO_DIR, REPO
+
 G = data_gen.GRAVITY
 DT = 1.0 / C.FPS
 RADIUS = ObjectConfig().size[0]
@@ -154,7 +155,7 @@ def test_box_clip_is_committed_and_is_the_generator_output(box_clip):
 def test_box_object_config_is_the_generator_s():
     from omegaconf import OmegaConf
 
-    yaml = pathlib.Path(__file__).resolve().parents[1] / "cfg" / "object" / "box_demo.yaml"
+    yaml = REPO / "cfg" / "object" / "box_demo.yaml"
     obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ObjectConfig), OmegaConf.load(yaml)))
     assert obj == data_gen.box_object()
     assert (obj.shape, obj.size, obj.mass) == ("box", [0.18, 0.15, 0.22], 3.0)

@@ -10,7 +10,7 @@ embedding of a FIFO buffer of the last H simulated frames to the observation.
 
 Per-frame feature (316): root height | 52 non-root body positions relative to the root in
 the heading frame | 52 joint rotations as exp-maps (converted from our hinge angles) |
-ball position in the heading frame (xy relative to the root, z absolute). The heading is
+object position in the heading frame (xy relative to the root, z absolute). The heading is
 that of the TRUE root quaternion everywhere -- offline, at reset and at run time. (The
 original passed the root exp-map as if it were a quaternion for its offline and reset
 features, so the history the encoder was trained on did not match the one it saw.)
@@ -18,9 +18,9 @@ features, so the history the encoder was trained on did not match the one it saw
 Conventions, identical in pretraining and in the env: the history of frame i is frames
 [i-H, i) (the current frame is not part of it), features are normalised with the training
 set's mean/std (stored in the checkpoint), and frames before a clip's start are zeros in
-normalised space. Losses: MSE on the 313 humanoid dims, plus MSE on the 3 ball dims for
-skills other than getup/run-without-ball (labels 0 and 10), whose ball dims are replaced by
-U(-5, 5) at every fetch (their ball is irrelevant; facts §5, R variant).
+normalised space. Losses: MSE on the 313 humanoid dims, plus MSE on the 3 object dims for
+skills other than getup/run-without-ball (labels 0 and 10), whose object dims are replaced by
+U(-5, 5) at every fetch (their object is irrelevant; facts §5, R variant).
 """
 
 from __future__ import annotations

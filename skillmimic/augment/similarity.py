@@ -50,9 +50,9 @@ class SimilarityWeights:
     r: float = 0.0      # joint rotations (mean over 52 joints of theta^2)
     rr: float = 0.0     # root rotation theta^2 (STF only: the graph aligns headings instead)
     h: float = 0.0      # root height difference squared
-    op: float = 0.0     # ball position
-    opv: float = 0.0    # ball velocity
-    rel: float = 0.0    # key-body-to-ball vectors
+    op: float = 0.0     # object position
+    opv: float = 0.0    # object velocity
+    rel: float = 0.0    # key-body-to-object vectors
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -114,13 +114,13 @@ class FrameFeatures:
 
         origin = torch.cat([self.root_pos[..., :2], torch.zeros_like(self.root_pos[..., 2:])], -1)
         root_pos = self.root_pos - origin
-        ball = rot(self.obj_pos - origin)
+        obj = rot(self.obj_pos - origin)
         return FrameFeatures(
             root_pos=root_pos,
             root_quat=self.root_quat,   # the graph does not compare root rotations (w.rr = 0)
             key_pos=rot(self.key_pos - origin.unsqueeze(-2)),
             key_vel=rot(self.key_vel),
-            obj_pos=ball,
+            obj_pos=obj,
             obj_vel=rot(self.obj_vel),
             joint_quat=self.joint_quat,
         )

@@ -243,11 +243,11 @@ def render_clip(motion_path, out: str | Path, clip: int = 0, start: int = 0, fra
     motion = MotionLibrary(motion_path)
     items = clip_frames(motion, clip, start, frames)
     ref = motion.clip_frames(clip)
-    root, ball = ref.state.root_pos.numpy(), ref.state.obj_pos.numpy()
+    root, obj = ref.state.root_pos.numpy(), ref.state.obj_pos.numpy()
     if "camera" not in kw:
         kw["camera"] = FollowCamera(azimuth=side_azimuth(root[:, :2]))
     return render_frames(items, out, total=len(items), desc=f"render {Path(motion.files[clip]).name}",
-                         hoop=hoop_pose_for_clip(root, ball) if hoop else None, **kw)
+                         hoop=hoop_pose_for_clip(root, obj) if hoop else None, **kw)
 
 
 def default_out(name: str) -> Path:

@@ -68,7 +68,7 @@ class FollowCamera:
     subject's bounding box (``smoothing`` per frame), and the distance is the smallest that
     fits every subject point, padded by ``radius``, inside the frame with a ``margin`` --
     but at least ``min_distance``. The distance grows at once when a point would leave the
-    frame (a thrown ball) and shrinks back slowly (``relax`` per frame), so the picture does
+    frame (a thrown object) and shrinks back slowly (``relax`` per frame), so the picture does
     not pump. Points are inside by construction, whatever the smoothing lag.
 
     ``fovy`` and ``aspect`` must be the renderer's (MuJoCo's default fovy is 45 deg).
