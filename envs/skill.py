@@ -1,4 +1,4 @@
-"""SkillMimic skill-imitation environment: N humanoid+ball worlds imitating reference clips.
+"""SkillMimic skill-imitation environment: N humanoid+object worlds imitating reference clips.
 
 Per step: action in [-1, 1]^156 -> PD targets pi * a (the original's joint-range mapping),
 one 60 Hz control step of the simulator, progress += 1, then the unified interaction reward
@@ -50,8 +50,8 @@ class SkillEnvConfig:
     reward: RewardWeights = field(default_factory=RewardWeights)
     action_scale: float = math.pi
     seed: int | None = None
-    # SkillMimic-V2's label rules (skillmimic/motion/skills.py): skills without the ball (getup,
-    # run without ball) are rewarded by the body term alone and start with the ball on the floor
+    # SkillMimic-V2's label rules (skillmimic/motion/skills.py): skills without the object (getup,
+    # run without ball) are rewarded by the body term alone and start with the object on the floor
     # 1.5-5 m away; getup has no early termination (it starts on the floor). Read when the env is built.
     body_only_labels: tuple[int, ...] = BODY_ONLY_LABELS
     no_termination_labels: tuple[int, ...] = NO_TERMINATION_LABELS
@@ -91,7 +91,8 @@ class SkillEnv(EpisodeEnv):
     # ------------------------------------------------------------------ sizes
     @property
     def num_obs(self) -> int:
-        return scene_obs_size(self.sim.skeleton) + self.num_skills + (self.augment.num_extra_obs if self.augment is not None else 0)
+        extra = self.augment.num_extra_obs if self.augment is not None else 0
+        return scene_obs_size(self.sim.skeleton) + self.num_skills + extra
 
     # ------------------------------------------------------------------ API
     def set_skill(self, label: int, env_ids: torch.Tensor | None = None) -> None:
@@ -174,7 +175,7 @@ class SkillEnv(EpisodeEnv):
             self._start_segment(env_ids, plan.clips, plan.frames)
             self.ref_delay[env_ids] = plan.masked_steps.to(self.device)
             state = plan.state
-        state = self._ball_away_for_body_only(env_ids, state.to(self.device))
+        state = self._object_away_for_body_only(env_ids, state.to(self.device))
         self.sim.set_state(env_ids, state)
         self.prev_dof_vel[env_ids] = state.dof_vel
 
@@ -193,7 +194,7 @@ class SkillEnv(EpisodeEnv):
         self.progress.masked_fill_(mask, 0)
         self.ref_delay.masked_fill_(mask, 0)
         self.clip_ids, self.start_frames = clip_ids, start_frames
-        state = self._ball_away_for_body_only(None, self.reference().state.to(self.device))
+        state = self._object_away_for_body_only(None, self.reference().state.to(self.device))
         self.sim.set_state_where(mask, state)
         self.prev_dof_vel = torch.where(mask[:, None], state.dof_vel, self.prev_dof_vel)
 
@@ -211,8 +212,8 @@ class SkillEnv(EpisodeEnv):
     def _labels_in(clip_labels: torch.Tensor, labels) -> torch.Tensor:
         return torch.isin(clip_labels, torch.tensor(list(labels), dtype=torch.long, device=clip_labels.device))
 
-    def _ball_away_for_body_only(self, env_ids: torch.Tensor | None, state) -> JointState:
-        """Body-only skills start with the ball on the floor 1.5-5 m away (rows of ``env_ids``,
+    def _object_away_for_body_only(self, env_ids: torch.Tensor | None, state) -> JointState:
+        """Body-only skills start with the object at rest on the floor 1.5-5 m away (rows of ``env_ids``,
         all envs if None). Computed for every row and selected by mask: no host sync."""
         if not self.cfg.body_only_labels:
             return state

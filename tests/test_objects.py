@@ -100,7 +100,7 @@ def _ball_era_yaml() -> str:
 
 
 def test_checkpoint_config_with_the_old_ball_key_loads_as_the_object():
-    from skillmimic.eval.policy import run_config_of
+    from skillmimic.rl.config import run_config_of
 
     cfg = run_config_of({"run_config": _ball_era_yaml()})
     obj = cfg.sim.scene.object

@@ -17,7 +17,7 @@ import torch
 
 from skillmimic.assets.mjcf import HoopConfig, SceneConfig, scene_skeleton
 from skillmimic.motion import MotionLibrary
-from skillmimic.observations import OBJECT_OBS, HUMANOID_OBS, NUM_SKILLS, scene_obs, skill_one_hot
+from skillmimic.observations import NUM_SKILLS, scene_obs, scene_obs_size, skill_one_hot
 from skillmimic.sim import Simulator, make_simulator
 
 from ..base import EpisodeEnv
@@ -53,7 +53,7 @@ class HLCEnv(EpisodeEnv):
 
     @property
     def num_obs(self) -> int:
-        return HUMANOID_OBS + OBJECT_OBS + self.task.num_obs
+        return scene_obs_size(self.sim.skeleton) + self.task.num_obs
 
     @property
     def steps_per_action(self) -> int:

@@ -15,10 +15,10 @@ from typing import Protocol
 import torch
 
 from skillmimic.checkpoint import POLICY_HEADS, CheckpointError, checkpoint_weights, load_checkpoint, policy_shapes
-from skillmimic.observations import OBJECT_OBS, HUMANOID_OBS, NUM_SKILLS
+from skillmimic.observations import HUMANOID_OBS, NUM_SKILLS, OBJECT_OBS, skill_obs_size
 
-#: LLC observation size: humanoid + ball features + skill one-hot (the V1 skill policy's)
-LLC_OBS = HUMANOID_OBS + OBJECT_OBS + NUM_SKILLS
+#: LLC observation size: humanoid + object features + skill one-hot (the V1 skill policy's)
+LLC_OBS = skill_obs_size()     # 902 for the BallPlay humanoid
 
 
 class LowLevelPolicy(Protocol):
@@ -43,7 +43,7 @@ def check_llc_sizes(path, num_obs: int, num_actions: int, humanoid_dofs: int = 1
     if num_obs != LLC_OBS:
         raise LLCCheckpointError(
             f"llc_checkpoint {path}: the policy takes {num_obs}-d observations but the HLC env feeds "
-            f"{LLC_OBS} ({HUMANOID_OBS} humanoid + {OBJECT_OBS} ball + {NUM_SKILLS} skill one-hot); it was trained "
+            f"{LLC_OBS} ({HUMANOID_OBS} humanoid + {OBJECT_OBS} object + {NUM_SKILLS} skill one-hot); it was trained "
             f"with a different observation layout")
     if num_actions != humanoid_dofs:
         raise LLCCheckpointError(f"llc_checkpoint {path}: the policy outputs {num_actions} actions but the "
