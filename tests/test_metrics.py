@@ -69,7 +69,7 @@ def test_tracking_metrics_known_answers():
     torch.testing.assert_close(m.e_cg, torch.tensor([0.0, 0.0, 0.0, 0.5]))
     assert m.acc.tolist() == [True, False, False, False]
     assert m.contact_correct.tolist() == [True, True, True, False]
-    assert m.ball_contact_correct.tolist() == [True, True, True, False]
+    assert m.obj_contact_correct.tolist() == [True, True, True, False]
 
 
 def test_frame_success_thresholds_are_strict():

@@ -8,9 +8,9 @@ Per env-frame (all from the same time step, state(t) against reference(t)):
 
 * ``E_b-mpjpe`` (mm): mean over the 18 key points (root + 17 key bodies) of the
   Euclidean distance between reference and simulation.
-* ``E_o-mpjpe`` (mm): distance between reference and simulated ball centre.
+* ``E_o-mpjpe`` (mm): distance between reference and simulated object centre.
 * contact flags: *body contact* = any of the penalised bodies touches anything (the
-  reference never does); *ball contact* = the ball's net contact force has an |x| or |y|
+  reference never does); *object contact* = the object's net contact force has an |x| or |y|
   component above the threshold (z ignored: the same test as the reward's r_cg2).
 * ``E_cg`` = mean of the squared differences of the two flags, in {0, 0.5, 1};
   contact-correct means ``E_cg == 0``.
@@ -50,7 +50,7 @@ def body_mpjpe(ref_points: torch.Tensor, sim_points: torch.Tensor) -> torch.Tens
 
 
 def object_mpjpe(ref_obj_pos: torch.Tensor, sim_obj_pos: torch.Tensor) -> torch.Tensor:
-    """Object (ball) centre error in millimetres, (..., 3) x 2 -> (...)."""
+    """Object centre error in millimetres, (..., 3) x 2 -> (...)."""
     return (ref_obj_pos - sim_obj_pos).norm(dim=-1) * 1000.0
 
 
@@ -60,13 +60,13 @@ def body_contact_flag(body_contact_forces: torch.Tensor, threshold: float = CONT
 
 
 def object_contact_flag(obj_contact_force: torch.Tensor, threshold: float = CONTACT_THRESHOLD) -> torch.Tensor:
-    """(..., 3) net contact force on the ball -> (...) bool: |F_x| or |F_y| > threshold."""
+    """(..., 3) net contact force on the object -> (...) bool: |F_x| or |F_y| > threshold."""
     return (obj_contact_force[..., :2].abs() > threshold).any(-1)
 
 
 def contact_error(sim_body_contact: torch.Tensor, sim_obj_contact: torch.Tensor,
                   ref_obj_contact: torch.Tensor, ref_body_contact: torch.Tensor | bool = False) -> torch.Tensor:
-    """E_cg per frame: mean squared difference of the [body, ball] contact flags, in {0, .5, 1}."""
+    """E_cg per frame: mean squared difference of the [body, object] contact flags, in {0, .5, 1}."""
     sim = torch.stack(torch.broadcast_tensors(sim_body_contact.float(), sim_obj_contact.float()), -1)
     ref_body = torch.as_tensor(ref_body_contact, device=sim.device).float().expand(sim.shape[:-1])
     ref = torch.stack([ref_body, (ref_obj_contact > 0.5).float().expand(sim.shape[:-1])], -1)
@@ -75,7 +75,7 @@ def contact_error(sim_body_contact: torch.Tensor, sim_obj_contact: torch.Tensor,
 
 def frame_success(e_b_mm: torch.Tensor, e_o_mm: torch.Tensor, e_cg: torch.Tensor,
                   body_ok_mm: float = BODY_ERROR_OK_MM, object_ok_mm: float = OBJECT_ERROR_OK_MM) -> torch.Tensor:
-    """Acc per frame: body and ball close to the reference and both contact flags right."""
+    """Acc per frame: body and object close to the reference and both contact flags right."""
     return (e_b_mm < body_ok_mm) & (e_o_mm < object_ok_mm) & (e_cg == 0)
 
 
@@ -87,7 +87,7 @@ class FrameMetrics:
     e_o_mm: torch.Tensor
     e_cg: torch.Tensor
     contact_correct: torch.Tensor     # bool
-    ball_contact_correct: torch.Tensor  # bool
+    obj_contact_correct: torch.Tensor  # bool
     acc: torch.Tensor                 # bool
 
     def as_dict(self) -> dict[str, torch.Tensor]:
@@ -103,10 +103,10 @@ def tracking_metrics(ref_root_pos: torch.Tensor, ref_key_pos: torch.Tensor, ref_
     e_b = body_mpjpe(key_points(ref_root_pos, ref_key_pos), key_points(sim_root_pos, sim_key_pos))
     e_o = object_mpjpe(ref_obj_pos, sim_obj_pos)
     body_c = body_contact_flag(sim_body_contact_forces, threshold)
-    ball_c = object_contact_flag(sim_obj_contact_force, threshold)
-    e_cg = contact_error(body_c, ball_c, ref_obj_contact, ref_body_contact)
+    obj_c = object_contact_flag(sim_obj_contact_force, threshold)
+    e_cg = contact_error(body_c, obj_c, ref_obj_contact, ref_body_contact)
     return FrameMetrics(e_b_mm=e_b, e_o_mm=e_o, e_cg=e_cg, contact_correct=e_cg == 0,
-                        ball_contact_correct=ball_c == (ref_obj_contact > 0.5),
+                        obj_contact_correct=obj_c == (ref_obj_contact > 0.5),
                         acc=frame_success(e_b, e_o, e_cg))
 
 

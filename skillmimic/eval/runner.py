@@ -26,7 +26,7 @@ Scenarios:
   (run_no_object counts only steps >= ``switch_count_from``); tracking metrics are not
   reported (the reference is A's motion).
 * ``perturbed``: the start state gets uniform noise on hinge angles, root velocities and
-  ball position.
+  object position.
 * ``push``: every ``push.interval`` steps the root gets a horizontal velocity kick of
   ``push.speed`` m/s in a random direction (backend-independent: a state write, no force
   API needed).
@@ -298,7 +298,7 @@ class EvalReport:
         return "\n".join([fmt(head), line, *map(fmt, rows), line, *foot])
 
     def plot(self, path: str | Path) -> Path:
-        """PNG with four panels, one bar per scenario: success rate, body error E_b, ball
+        """PNG with four panels, one bar per scenario: success rate, body error E_b, object
         error E_o and contact accuracy -- the tracking figures move long before success does."""
         import matplotlib
 
@@ -310,7 +310,7 @@ class EvalReport:
                    "random_pick": "tab:green", "getup": "tab:brown"}
         panels = (("success rate (%)", lambda r: 100 * r.success_rate, "{:.0f}"),
                   ("body error E_b (mm)", lambda r: r.e_b_mm, "{:.0f}"),
-                  ("ball error E_o (mm)", lambda r: r.e_o_mm, "{:.0f}"),
+                  ("object error E_o (mm)", lambda r: r.e_o_mm, "{:.0f}"),
                   ("contact accuracy (%)", lambda r: 100 * r.contact_accuracy, "{:.0f}"))
         width = max(7.0, 0.45 * len(rows) * len(panels) + 2)
         fig, axes = plt.subplots(1, len(panels), figsize=(width, 4.2), dpi=100, squeeze=False)
