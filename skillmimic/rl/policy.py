@@ -148,7 +148,7 @@ def check_llc_scene(run_cfg: Optional[Config], scene, path) -> None:
         raise ValueError(f"llc_checkpoint {path} was trained with sim.scene.hinge_order={trained.hinge_order!r}, "
                          f"this run has {scene.hinge_order!r}: its actions drive other hinges; "
                          f"set sim.scene.hinge_order={trained.hinge_order}")
-    diff = [k for k in ("physics", "ball", "floor_friction", "self_collision")
+    diff = [k for k in ("physics", "object", "floor_friction", "self_collision")
             if getattr(trained, k) != getattr(scene, k)]
     if diff:
         log.warning("llc_checkpoint %s was trained with different sim.scene %s; the skills may not transfer",
