@@ -8,7 +8,9 @@ from typing import List
 
 import torch
 
-from .task import HLCTask, check_range, goal_features, hlc_task, uniform
+from skillmimic.sampling import uniform
+
+from .task import HLCTask, check_range, goal_features, hlc_task
 
 
 @dataclass
@@ -41,7 +43,8 @@ class CirclingTask(HLCTask):
     def reset(self, env, ids):
         super().reset(env, ids)
         self.goal[ids] = env.sim.state.joint.root_pos[ids, :2]
-        self.radius[ids] = uniform(self.cfg.radius, len(ids), env.generator, env.device)
+        lo, hi = self.cfg.radius
+        self.radius[ids] = uniform(float(lo), float(hi), len(ids), env.generator, env.device)
 
     def obs(self, env, state):
         return torch.cat([goal_features(state.joint.root_pos, state.joint.root_quat, self.goal),

@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 
 from skillmimic.observations import heading_rotation_inv
+from skillmimic.sampling import uniform
 
 #: a ball is in free flight when no component of its net contact force exceeds this (N)
 BALL_CONTACT_THRESHOLD = 0.1
@@ -89,16 +90,10 @@ def goal_features(root_pos: torch.Tensor, root_quat: torch.Tensor, goal_xy: torc
     return torch.cat([local, torch.cos(bearing)[:, None], torch.sin(bearing)[:, None]], dim=-1)
 
 
-def uniform(lo_hi, n: int, gen: torch.Generator, device) -> torch.Tensor:
-    """``n`` draws of U(lo, hi) from ``gen``."""
-    lo, hi = float(lo_hi[0]), float(lo_hi[1])
-    return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
-
-
 def polar_goal(root_xy: torch.Tensor, distance, gen: torch.Generator) -> torch.Tensor:
     """Goals at a uniform distance in ``distance`` and a uniform direction around ``root_xy``."""
     n, dev = root_xy.shape[0], root_xy.device
-    d = uniform(distance, n, gen, dev)
+    d = uniform(float(distance[0]), float(distance[1]), n, gen, dev)
     theta = 2.0 * math.pi * torch.rand(n, generator=gen, device=dev)
     return root_xy + d[:, None] * torch.stack([torch.cos(theta), torch.sin(theta)], -1)
 
