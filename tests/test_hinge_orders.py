@@ -197,6 +197,12 @@ def test_hlc_refuses_an_llc_of_another_hinge_order():
     with pytest.raises(ValueError, match="sim.scene.hinge_order=xyz"):
         check_llc_scene(run_cfg, SceneConfig(), "llc.pth")
     check_llc_scene(run_cfg, SceneConfig(hinge_order="xyz"), "llc.pth")
+    import dataclasses
+
+    from skillmimic.assets.mjcf import ObjectConfig
+
+    other = SceneConfig(hinge_order="xyz", object=dataclasses.replace(ObjectConfig(), friction=0.3))
+    check_llc_scene(SimpleNamespace(sim=SimpleNamespace(scene=other)), SceneConfig(hinge_order="xyz"), "llc.pth")
 
 
 def test_table_sim_fk_matches_mujoco_near_the_old_singularity():
