@@ -6,7 +6,8 @@ starts, seed their sampler, count non-finite worlds and decide falls the same wa
 keeps them from drifting apart. A subclass supplies what is its own:
 
 * ``reset_envs(env_ids)`` -- start new episodes (most draw their starts with
-  :meth:`sample_starts`),
+  :meth:`sample_starts`), and ``reset_where(mask)``, the same without host sync: what a
+  step uses to reset its finished worlds when :attr:`masked_resets` is set (on CUDA),
 * ``compute_obs()`` and ``step(actions)`` (which uses :meth:`fell` and :meth:`count_nonfinite`),
 * ``num_obs`` / ``num_actions``.
 
@@ -26,7 +27,13 @@ class EpisodeEnv:
     """Base of the vectorised task envs over any :class:`~skillmimic.sim.Simulator`.
 
     ``cfg`` needs ``num_envs``, ``state_init`` ("random" or a start frame), ``seed``,
-    ``termination_height`` and ``enable_early_termination``."""
+    ``termination_height`` and ``enable_early_termination``; ``masked_resets`` (optional).
+
+    ``masked_resets``: a step resets its finished worlds by mask (``reset_where``: new
+    episodes are drawn for every world and kept where the done-mask is set; no host sync)
+    or by ids (``done.nonzero()`` + ``reset_envs``: the host waits for the device, but only
+    finished worlds draw). ``cfg.masked_resets`` None (default): masks on CUDA, ids on the
+    CPU, where reading the mask costs nothing and the draws stay those of the ids path."""
 
     num_obs: int
     num_actions: int
@@ -48,6 +55,8 @@ class EpisodeEnv:
         self.generator.manual_seed(cfg.seed if cfg.seed is not None else torch.seed() % (2**63))
         self.progress = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.early_termination = bool(cfg.enable_early_termination)
+        masked = getattr(cfg, "masked_resets", None)
+        self.masked_resets = (self.device.type == "cuda") if masked is None else bool(masked)
         self._fingertips = torch.tensor(sim.skeleton.fingertip_ids, device=self.device)
         self._key_bodies = torch.tensor(sim.skeleton.key_body_ids, device=self.device)
         self._contact_bodies = torch.tensor(sim.skeleton.contact_reward_body_ids, device=self.device)
@@ -109,6 +118,9 @@ class EpisodeEnv:
 
     # ------------------------------------------------------------------ subclass API
     def reset_envs(self, env_ids: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def reset_where(self, mask: torch.Tensor) -> None:
         raise NotImplementedError
 
     def compute_obs(self) -> torch.Tensor:

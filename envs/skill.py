@@ -58,7 +58,7 @@ class SkillEnvConfig:
     # Reset finished worlds by mask (no host sync; every step draws starts for all worlds and
     # keeps those of the finished ones) or by ids (``done.nonzero()``: the host waits for the
     # device, but only finished worlds are redrawn). None: masks on CUDA, ids on the CPU, where
-    # reading the mask costs nothing. The V2 hook always resets by ids.
+    # reading the mask costs nothing (EpisodeEnv.masked_resets). The V2 hook does either.
     masked_resets: bool | None = None
 
 
@@ -81,7 +81,6 @@ class SkillEnv(EpisodeEnv):
         clip_labels = motion.clip_labels.to(dev)
         self._clip_body_only = self._labels_in(clip_labels, cfg.body_only_labels)
         self._clip_no_termination = self._labels_in(clip_labels, cfg.no_termination_labels)
-        self.masked_resets = (self.device.type == "cuda") if cfg.masked_resets is None else bool(cfg.masked_resets)
         self.timer = StageTimer(dev)     # opt-in: env.timer.enabled = True times the physics stage
         self.augment = augment
         if augment is not None:
@@ -125,7 +124,7 @@ class SkillEnv(EpisodeEnv):
         if self.augment is not None:
             reward = self.augment.on_step(self, reward, done, ref, info)
         nonfinite_resets = self.count_nonfinite(nonfinite)
-        if self.masked_resets and self.augment is None:
+        if self.masked_resets:
             self.reset_where(done)
         else:
             done_ids = done.nonzero().flatten()
@@ -181,22 +180,32 @@ class SkillEnv(EpisodeEnv):
 
     def reset_where(self, mask: torch.Tensor) -> None:
         """Start new episodes for the envs where ``mask`` is true, without host sync: starts
-        are drawn for every env and written where the mask is set."""
-        clips, frames = self.sample_starts(self.num_envs)
+        (and the V2 hook's plan, :meth:`~skillmimic.augment.V2Augment.plan_where`) are drawn
+        for every env and written where the mask is set."""
+        self._start_segment_where(mask, *self.sample_starts(self.num_envs))
+        ref = self.reference()
+        state = ref.state
+        if self.augment is not None:
+            plan = self.augment.plan_where(self, mask, ref)
+            self._start_segment_where(mask, plan.clips, plan.frames)
+            self.ref_delay = torch.where(mask, plan.masked_steps.to(self.device), self.ref_delay)
+            state = plan.state
+        state = self._object_away_for_body_only(None, state.to(self.device))
+        self.sim.set_state_where(mask, state)
+        self.prev_dof_vel = torch.where(mask[:, None], state.dof_vel, self.prev_dof_vel)
+
+    def _start_segment_where(self, mask: torch.Tensor, clips: torch.Tensor, frames: torch.Tensor) -> None:
+        """:meth:`_start_segment` of the envs where ``mask`` is set (``clips``, ``frames``: one per env)."""
         clips, frames = clips.to(self.device), frames.to(self.device)
         keep = ~mask
-        clip_ids = torch.where(keep, self.clip_ids, clips)
-        start_frames = torch.where(keep, self.start_frames, frames)
         remaining = self.motion.clip_lengths.to(self.device)[clips] - frames
         segment = remaining.clamp(max=self.cfg.episode_length).clamp_min(2)
         self.segment_length = torch.where(keep, self.segment_length, segment)
         self.skill_labels = torch.where(keep, self.skill_labels, self.motion.clip_labels.to(self.device)[clips])
+        self.clip_ids = torch.where(keep, self.clip_ids, clips)
+        self.start_frames = torch.where(keep, self.start_frames, frames)
         self.progress.masked_fill_(mask, 0)
         self.ref_delay.masked_fill_(mask, 0)
-        self.clip_ids, self.start_frames = clip_ids, start_frames
-        state = self._object_away_for_body_only(None, self.reference().state.to(self.device))
-        self.sim.set_state_where(mask, state)
-        self.prev_dof_vel = torch.where(mask[:, None], state.dof_vel, self.prev_dof_vel)
 
     def _start_segment(self, env_ids: torch.Tensor, clips: torch.Tensor, frames: torch.Tensor) -> None:
         clips, frames = clips.to(self.device), frames.to(self.device)

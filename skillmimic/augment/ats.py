@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from ..sampling import categorical
+
 
 class AdaptiveSampler:
     """ATS weights over the clips and start frames of a motion library (on its device)."""
@@ -111,13 +113,22 @@ class AdaptiveSampler:
         self.updates += 1
 
     # ------------------------------------------------------------------ sample
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` (clip, start frame) pairs drawn from the current weights."""
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               sync_free: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` (clip, start frame) pairs drawn from the current weights.
+
+        ``sync_free``: draw by inverse CDF (:func:`skillmimic.sampling.categorical`) instead
+        of ``torch.multinomial``, which reads its input on the host when it draws one frame
+        per clip (a sync per reset on CUDA). Same distribution, other numbers for a seed."""
         if n == 0:
             empty = torch.zeros(0, dtype=torch.long, device=self.device)
             return empty, empty.clone()
-        clips = torch.multinomial(self.clip_weights, n, replacement=True, generator=generator)
-        cols = torch.multinomial(self.time_weights[clips], 1, generator=generator).squeeze(1)
+        if sync_free:
+            clips = categorical(self.clip_weights.expand(n, -1), generator)
+            cols = categorical(self.time_weights[clips], generator)
+        else:
+            clips = torch.multinomial(self.clip_weights, n, replacement=True, generator=generator)
+            cols = torch.multinomial(self.time_weights[clips], 1, generator=generator).squeeze(1)
         return clips, cols + self.min_frame
 
     # ------------------------------------------------------------------ state

@@ -6,6 +6,9 @@ The env calls (all optional for it, see ``SkillEnv.augment``):
 * ``on_reset(env, env_ids, ref)`` -> :class:`ResetPlan`: STF (perturbed start + re-targeted
   reference) with probability ``state_init_random_prob``, otherwise STG skill switching with
   probability ``state_switch_prob``; the number of masked steps; history buffer fill;
+* ``plan_where(env, mask, ref)`` -> :class:`ResetPlan`: the same for the envs where ``mask``
+  is set, without host sync (CUDA): the plan is computed for every env (random draws for all
+  of them) and the env keeps the rows of ``mask``; the counters stay on the device;
 * ``on_step(env, reward, done, ref, info)`` -> reward: masking of the first N steps (and of
   missing reference frames) by substituting the mean reward of unmasked envs on the same
   clip, ATS bookkeeping at episode ends, history FIFO update;
@@ -52,6 +55,7 @@ from .stf import STFNoise, default_getup_noise, perturb_state, retarget
 from .stg import StitchedGraph, build_graph
 
 AUTO = "auto"
+COUNTERS = ("resets", "stf", "switch", "switch_no_match", "ats_updates")
 
 
 @dataclass
@@ -134,6 +138,12 @@ def align_state(src: JointState, target_root_pos: torch.Tensor, target_root_quat
 def _assign(state: JointState, rows: torch.Tensor, sub: JointState) -> None:
     for f in fields(JointState):
         getattr(state, f.name)[rows] = getattr(sub, f.name).to(getattr(state, f.name).dtype)
+
+
+def _select(mask: torch.Tensor, a: JointState, b: JointState) -> JointState:
+    """Rows of ``a`` where ``mask`` (N,) is set, of ``b`` elsewhere (``b``'s dtypes)."""
+    return JointState(**{f.name: torch.where(mask[:, None], getattr(a, f.name).to(getattr(b, f.name).dtype),
+                                             getattr(b, f.name)) for f in fields(JointState)})
 
 
 def graph_tables(graph: StitchedGraph, motion) -> dict[str, torch.Tensor]:
@@ -253,7 +263,14 @@ class V2Augment:
         self.ats: AdaptiveSampler | None = None
         self.history: HistoryBuffer | None = None
         self.env_steps = 0
-        self.counts = {"resets": 0, "stf": 0, "switch": 0, "switch_no_match": 0, "ats_updates": 0}
+        # on the device once attached (added to without a host sync); read through ``counts``
+        self._counts = {k: torch.zeros((), dtype=torch.long) for k in COUNTERS}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Resets, STF starts, switches (and switches without a graph match), ATS updates so
+        far. Reading them syncs on CUDA: do it when logging, not every step."""
+        return {k: int(v) for k, v in self._counts.items()}
 
     # ------------------------------------------------------------------ setup
     def attach(self, env) -> None:
@@ -269,6 +286,8 @@ class V2Augment:
         if cfg.reweight:
             self.ats = AdaptiveSampler(motion, alpha=cfg.reweight_alpha, time_reweight=cfg.time_reweight)
         self.interval = cfg.reweight_interval or 10 * motion.num_frames
+        self._counts = {k: v.to(dev) for k, v in self._counts.items()}
+        self._max_clip_length = int(motion.clip_lengths.max())     # STF's search width on the masked path
         self.stf_features = (library_features(motion) if cfg.state_init_random_prob > 0 and cfg.state_search
                              else None)
         if self.encoder is not None:
@@ -289,7 +308,7 @@ class V2Augment:
         """ATS (clip, frame) draws, or None for the env's own sampler."""
         if self.ats is None or env.cfg.state_init != "random":
             return None
-        return self.ats.sample(n, generator=env.generator)
+        return self.ats.sample(n, generator=env.generator, sync_free=env.masked_resets)
 
     def on_reset(self, env, env_ids: torch.Tensor, ref) -> ResetPlan:
         cfg, motion = self.cfg, env.motion
@@ -304,7 +323,7 @@ class V2Augment:
         state = ref.state.clone()
         steps = torch.zeros(n, dtype=torch.long, device=mdev)
         noised = torch.zeros(n, dtype=torch.bool, device=mdev)
-        self.counts["resets"] += n
+        self._counts["resets"] += n
 
         if cfg.state_init_random_prob > 0:
             noised = torch.rand(n, generator=gen, device=mdev) < cfg.state_init_random_prob
@@ -318,7 +337,7 @@ class V2Augment:
                     frames[idx] = t_star
                     if cfg.enable_buffernode:
                         steps[idx] = masked_steps(sim, cfg.max_masked_steps).to(mdev)
-                self.counts["stf"] += len(idx)
+                self._counts["stf"] += len(idx)
 
         if self.edges is not None:
             want = (~noised) & (torch.rand(n, generator=gen, device=mdev) < cfg.state_switch_prob)
@@ -328,14 +347,14 @@ class V2Augment:
                 slot = torch.randint(0, self.edges["clip"].shape[1], (len(idx),), generator=gen, device=mdev)
                 dst_clip = self.edges["clip"][rows, slot]
                 ok = dst_clip >= 0
-                self.counts["switch_no_match"] += int((~ok).sum())
+                self._counts["switch_no_match"] += (~ok).sum().to(env.device)
                 idx, rows, slot, dst_clip = idx[ok], rows[ok], slot[ok], dst_clip[ok]
                 if len(idx):
                     src = motion.get_frame_at(dst_clip, self.edges["frame"][rows, slot]).state
                     _assign(state, idx, align_state(src, state.root_pos[idx], state.root_quat[idx]))
                     if cfg.enable_buffernode:
                         steps[idx] = self.edges["masked_steps"][rows, slot].clamp(0, cfg.max_masked_steps)
-                    self.counts["switch"] += len(idx)
+                    self._counts["switch"] += len(idx)
 
         if self.history is not None:
             self.history.fill(env_ids, motion.clip_starts[clips].to(env.device), frames.to(env.device),
@@ -343,6 +362,66 @@ class V2Augment:
             kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos, skeleton=env.sim.skeleton)
             self._feat[env_ids] = history_features(kin.pos, state.root_quat, state.dof_pos,
                                                    state.obj_pos, env.sim.skeleton).to(self._feat)
+        return ResetPlan(clips=clips, frames=frames, state=state, masked_steps=steps)
+
+    def plan_where(self, env, mask: torch.Tensor, ref) -> ResetPlan:
+        """:meth:`on_reset` for the envs where ``mask`` is set, without host sync: STF, STG
+        and the history fill are computed for every env (``ref``: every env's reference at
+        its new start) and the returned plan has a row per env; the env keeps the rows of
+        ``mask``. The hook's own per-env bookkeeping is written where ``mask`` is set.
+
+        Costs what :meth:`on_reset` costs for all envs each step (STF's nearest-frame
+        search most), instead of a host read of the done-mask."""
+        cfg, motion = self.cfg, env.motion
+        mdev, gen = motion.device, env.generator
+        mask = mask.to(env.device)
+        clips = env.clip_ids.to(mdev)
+        frames = env.start_frames.to(mdev)
+        n = clips.shape[0]
+        self.ats_clip = torch.where(mask, clips.to(env.device), self.ats_clip)
+        self.ats_frame = torch.where(mask, frames.to(env.device), self.ats_frame)
+        self.ep_sum.masked_fill_(mask, 0.0)
+        self.ep_count.masked_fill_(mask, 0.0)
+        state = ref.state.clone()
+        steps = torch.zeros(n, dtype=torch.long, device=mdev)
+        noised = torch.zeros(n, dtype=torch.bool, device=mdev)
+        here = mask.to(mdev)
+        self._counts["resets"] += mask.sum()
+
+        if cfg.state_init_random_prob > 0:
+            noised = torch.rand(n, generator=gen, device=mdev) < cfg.state_init_random_prob
+            noisy = perturb_state(state, ref.labels, cfg.stf_noise, cfg.stf_getup_noise, gen)
+            if cfg.state_search:
+                t_star, sim = retarget(motion, clips, noisy, ref.labels, frame_features=self.stf_features,
+                                       max_length=self._max_clip_length)
+                frames = torch.where(noised, t_star, frames)
+                if cfg.enable_buffernode:
+                    steps = torch.where(noised, masked_steps(sim, cfg.max_masked_steps).to(mdev), steps)
+            state = _select(noised, noisy, state)
+            self._counts["stf"] += (noised & here).sum().to(env.device)
+
+        if self.edges is not None:
+            want = (~noised) & (torch.rand(n, generator=gen, device=mdev) < cfg.state_switch_prob)
+            rows = motion.frame_index(clips, frames)
+            slot = torch.randint(0, self.edges["clip"].shape[1], (n,), generator=gen, device=mdev)
+            dst_clip = self.edges["clip"][rows, slot]
+            ok = dst_clip >= 0
+            switch = want & ok
+            self._counts["switch_no_match"] += (want & ~ok & here).sum().to(env.device)
+            src = motion.get_frame_at(dst_clip.clamp_min(0), self.edges["frame"][rows, slot].clamp_min(0)).state
+            state = _select(switch, align_state(src, state.root_pos, state.root_quat), state)
+            if cfg.enable_buffernode:
+                steps = torch.where(switch, self.edges["masked_steps"][rows, slot].clamp(0, cfg.max_masked_steps),
+                                    steps)
+            self._counts["switch"] += (switch & here).sum().to(env.device)
+
+        if self.history is not None:
+            self.history.fill_where(mask, motion.clip_starts[clips].to(env.device), frames.to(env.device),
+                                    self.history_table)
+            kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos, skeleton=env.sim.skeleton)
+            feat = history_features(kin.pos, state.root_quat, state.dof_pos, state.obj_pos,
+                                    env.sim.skeleton).to(self._feat)
+            self._feat = torch.where(mask[:, None], feat, self._feat)
         return ResetPlan(clips=clips, frames=frames, state=state, masked_steps=steps)
 
     # ------------------------------------------------------------------ steps
@@ -370,7 +449,7 @@ class V2Augment:
             self.env_steps += 1
             if self.env_steps % self.interval == 0:
                 self.ats.update()
-                self.counts["ats_updates"] += 1
+                self._counts["ats_updates"] += 1
         if self.history is not None:
             self.history.push(self._feat)
         return out
@@ -385,11 +464,13 @@ class V2Augment:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return {"env_steps": self.env_steps, "counts": dict(self.counts),
+        return {"env_steps": self.env_steps, "counts": self.counts,
                 "ats": self.ats.state_dict() if self.ats is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
         self.env_steps = int(state.get("env_steps", 0))
-        self.counts.update(state.get("counts", {}))
+        for k, v in state.get("counts", {}).items():
+            if k in self._counts:
+                self._counts[k].fill_(int(v))
         if self.ats is not None and state.get("ats") is not None:
             self.ats.load_state_dict(state["ats"])

@@ -313,10 +313,19 @@ class HistoryBuffer:
     def fill(self, env_ids: torch.Tensor, clip_starts: torch.Tensor, frames: torch.Tensor,
              library_features: torch.Tensor) -> None:
         """``library_features``: normalised (num_frames, F); ``clip_starts`` flat row of frame 0."""
+        self.buf[env_ids] = self._reference_history(clip_starts, frames, library_features)
+
+    def fill_where(self, mask: torch.Tensor, clip_starts: torch.Tensor, frames: torch.Tensor,
+                   library_features: torch.Tensor) -> None:
+        """:meth:`fill` of the envs where ``mask`` is set (one row of ``clip_starts`` and
+        ``frames`` per env), by a masked select: no host sync."""
+        hist = self._reference_history(clip_starts, frames, library_features)
+        self.buf = torch.where(mask.to(self.buf.device)[:, None, None], hist, self.buf)
+
+    def _reference_history(self, clip_starts, frames, library_features) -> torch.Tensor:
         t = frames[:, None] - self.H + torch.arange(self.H, device=frames.device)[None]
         rows = clip_starts[:, None] + t.clamp_min(0)
-        hist = library_features[rows].masked_fill((t < 0)[..., None], 0.0)
-        self.buf[env_ids] = hist.to(self.buf.device)
+        return library_features[rows].masked_fill((t < 0)[..., None], 0.0).to(self.buf.device)
 
     def push(self, raw_features: torch.Tensor) -> None:
         self.buf = torch.cat([self.buf[:, 1:], self.encoder.normalize(raw_features)[:, None]], 1)

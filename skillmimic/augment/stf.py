@@ -109,12 +109,14 @@ def perturb_state(state: JointState, labels: torch.Tensor, noise: STFNoise | Non
 def retarget(motion, clip_ids: torch.Tensor, state: JointState, labels: torch.Tensor,
              ball_weights: SimilarityWeights = STF_BALL, locomotion_weights: SimilarityWeights = STF_LOCOMOTION,
              frame_features: FrameFeatures | None = None, chunk_bytes: int = 64 << 20,
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+             max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest frame of each env's own clip to its (noisy) state by S_noise -> (frames, S).
 
     ``frame_features``: :func:`~.similarity.library_features` of the whole library, if the
     caller keeps them (recomputed otherwise). Candidates are frames 2..L-2 that are not
-    missing; a clip without any keeps frame 2 (clamped) with S computed there."""
+    missing; a clip without any keeps frame 2 (clamped) with S computed there.
+    ``max_length``: at least the longest of these clips (the library's longest will do);
+    None reads it from the clips, a host sync on CUDA."""
     dev = motion.device
     clip_ids = clip_ids.to(dev).long()
     labels = labels.to(dev)
@@ -122,11 +124,15 @@ def retarget(motion, clip_ids: torch.Tensor, state: JointState, labels: torch.Te
     feats = frame_features if frame_features is not None else library_features(motion)
     noisy = state_features(state.to(dev, feats.root_pos.dtype), motion.key_body_ids, motion.skeleton)
     T = motion.clip_lengths[clip_ids]
-    t = torch.arange(int(T.max()) if n else 0, device=dev)
+    if max_length is None:
+        max_length = int(T.max()) if n else 0
+    t = torch.arange(max_length, device=dev)
     rows = motion.clip_starts[clip_ids, None] + torch.minimum(t[None], T[:, None] - 1)
     ok = (t[None] >= 2) & (t[None] <= T[:, None] - 2) & motion.valid[rows]
     ok = torch.where(ok.any(1, keepdim=True), ok, t[None] == torch.clamp(T[:, None] - 1, max=2))
-    loco = torch.isin(labels, torch.tensor(LOCOMOTION_LABELS, device=dev))
+    loco = torch.zeros_like(labels, dtype=torch.bool)
+    for label in LOCOMOTION_LABELS:        # not isin(labels, tensor(...)): no host-to-device copy
+        loco |= labels == label
     cost = torch.empty(n, t.shape[0], dtype=feats.root_pos.dtype, device=dev)
     per_env = max(1, t.shape[0]) * feats.joint_quat.shape[-2] * 4 * 4 * feats.root_pos.element_size()
     step = max(1, chunk_bytes // per_env)
