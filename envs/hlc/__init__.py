@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..registry import TaskSpec, register_task
 from .circling import CirclingConfig, CirclingTask
 from .config import HLCConfig, HLCEnvConfig
-from .env import HLCEnv, hlc_scene, make_hlc_env
+from .env import HLCEnv, finished_episodes, hlc_scene, make_hlc_env
 from .heading import HeadingConfig, HeadingTask
 from .layup import RECORDED_BALL_APEX_MAX, LayupConfig, LayupTask
 from .llc import LLC_OBS, LLCCheckpointError, LowLevelPolicy, check_llc_checkpoint
@@ -47,4 +47,4 @@ for _name in TASKS:
 __all__ = ["CirclingConfig", "CirclingTask", "HLCConfig", "HLCEnv", "HLCEnvConfig", "HLCTask", "HeadingConfig",
            "HeadingTask", "LLCCheckpointError", "LLC_OBS", "LayupConfig", "LayupTask", "LowLevelPolicy",
            "RECORDED_BALL_APEX_MAX", "TASKS", "ThrowingConfig", "ThrowingTask", "ballistic_descent_time",
-           "check_llc_checkpoint", "goal_features", "hlc_scene", "hlc_task", "make_hlc_env"]
+           "check_llc_checkpoint", "finished_episodes", "goal_features", "hlc_scene", "hlc_task", "make_hlc_env"]

@@ -32,6 +32,7 @@ class CirclingTask(HLCTask):
     config_type = CirclingConfig
     num_obs = 5
     histogram = ("swept_angle", "angle swept on the circle (rad)")
+    per_env = ("goal", "radius")
 
     def __init__(self, cfg: CirclingConfig, num_envs, device):
         super().__init__(cfg, num_envs, device)

@@ -55,6 +55,9 @@ class HLCEnvConfig:
     termination_height: float = 0.25
     action_scale: float = math.pi      # LLC action -> PD target; the LLC's own value wins
     seed: Optional[int] = None
+    # reset finished worlds by mask (no host sync) or by ids; None: masks on CUDA, ids on the
+    # CPU (envs.base.EpisodeEnv.masked_resets)
+    masked_resets: Optional[bool] = None
     hlc: HLCConfig = field(default_factory=HLCConfig)
 
     def validate(self) -> None:

@@ -6,6 +6,11 @@ mean from the new observation each step (``scene_obs`` + one-hot of the held lab
 clamped to [-1, 1]). The HLC reward is the mean of the per-step task rewards and the HLC
 step is done when any of its env steps ended the episode (steps after that one are not
 counted). Observation = :func:`skillmimic.observations.scene_obs` (838) + the task's features.
+
+Finished episodes are reported in ``info["episodes"]``: by ids (``env_ids`` and one row per
+finished episode) when the env resets by ids (CPU), by mask (``mask`` over all envs and a row
+per env, read only where ``mask`` is set) when it resets by mask (CUDA: no host sync);
+:func:`finished_episodes` turns either into rows.
 """
 
 from __future__ import annotations
@@ -78,10 +83,24 @@ class HLCEnv(EpisodeEnv):
         self.progress[env_ids] = 0
         self.task.reset(self, env_ids)
 
+    def reset_where(self, mask: torch.Tensor) -> None:
+        """:meth:`reset_envs` of the envs where ``mask`` is set, without host sync: start
+        states and goals are drawn for every env and kept where ``mask`` is set."""
+        clips, frames = self.sample_starts(self.num_envs)
+        state = self.motion.get_frame_at(clips, frames).state
+        self.sim.set_state_where(mask, state.to(self.device))
+        self.progress.masked_fill_(mask, 0)
+        self.task.reset_where(self, mask)
+
     def labels(self, actions: torch.Tensor) -> torch.Tensor:
         """Skill label of each high-level action."""
         actions = actions.to(self.device).long().reshape(self.num_envs)
-        if ((actions < 0) | (actions >= self.num_actions)).any():      # one host sync per HLC step, not two
+        bad = (actions < 0) | (actions >= self.num_actions)
+        if self.masked_resets:
+            # checked on the device (a host read would sync every HLC step): a bad action stops
+            # the process at a later kernel launch instead of raising here
+            torch._assert_async(~bad.any())
+        elif bad.any():
             raise ValueError(f"HLC actions must be in [0, {self.num_actions}), got {actions.tolist()}")
         return self.control_mapping[actions]
 
@@ -119,11 +138,15 @@ class HLCEnv(EpisodeEnv):
         info = {"terminate": terminate, "time_outs": time_out, "nonfinite": nonfinite, "reward_terms": means,
                 "progress": self.progress.clone()}
         info["nonfinite_resets"] = self.count_nonfinite(nonfinite)
-        done_ids = done.nonzero().flatten()
-        if len(done_ids):
-            info["episodes"] = {"env_ids": done_ids, "terminated": terminate[done_ids],
-                                **{k: v[done_ids].clone() for k, v in self.stats.items()}}
-            self.reset_envs(done_ids)
+        if self.masked_resets:
+            info["episodes"] = {"mask": done, "terminated": terminate, **{k: v.clone() for k, v in self.stats.items()}}
+            self.reset_where(done)
+        else:
+            done_ids = done.nonzero().flatten()
+            if len(done_ids):
+                info["episodes"] = {"env_ids": done_ids, "terminated": terminate[done_ids],
+                                    **{k: v[done_ids].clone() for k, v in self.stats.items()}}
+                self.reset_envs(done_ids)
         self.obs = self.compute_obs()
         return self.obs, reward, done, info
 
@@ -144,6 +167,16 @@ class HLCEnv(EpisodeEnv):
         out["fall_rate"] = episodes["terminated"].float().mean().item()
         out["episode_length_mean_s"] = episodes["length"].float().mean().item() * self.control_dt
         return out
+
+
+def finished_episodes(episodes: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(env ids, one row per finished episode) of a step's ``info["episodes"]``, whether the
+    env reported them by ids or by mask (reading a mask is a host sync: for evaluation and
+    logging, not the training step)."""
+    if "env_ids" in episodes:
+        return episodes["env_ids"], {k: v for k, v in episodes.items() if k != "env_ids"}
+    ids = episodes["mask"].nonzero().flatten()
+    return ids, {k: v[ids] for k, v in episodes.items() if k != "mask"}
 
 
 def hlc_scene(scene: SceneConfig | None, cfg: HLCEnvConfig) -> SceneConfig:
@@ -170,4 +203,4 @@ def make_hlc_env(cfg: HLCEnvConfig, motion_path: str | Path, llc: LowLevelPolicy
     return HLCEnv(cfg, motion, sim, llc)
 
 
-__all__ = ["HLCEnv", "hlc_scene", "make_hlc_env"]
+__all__ = ["HLCEnv", "finished_episodes", "hlc_scene", "make_hlc_env"]

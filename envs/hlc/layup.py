@@ -79,14 +79,27 @@ class LayupTask(HLCTask):
 
     def reset(self, env, ids):
         super().reset(env, ids)
-        root_xy = env.sim.state.joint.root_pos[ids, :2]
-        goal = polar_goal(root_xy, self.cfg.goal_distance, env.generator)
+        goal, rim, yaw = self._draw(env.sim.state.joint.root_pos[ids, :2], env.generator)
         self.goal[ids] = goal
+        env.sim.set_hoop_pose(ids, rim, yaw)
+
+    def reset_where(self, env, mask):
+        """Goals and hoops drawn for every env, kept (the hoops all written) where ``mask`` is set."""
+        for v in self.stats.values():
+            v.masked_fill_(mask, 0)
+        goal, rim, yaw = self._draw(env.sim.state.joint.root_pos[:, :2], env.generator)
+        self.goal = torch.where(mask[:, None], goal, self.goal)
+        env.sim.set_hoop_pose(None, torch.where(mask[:, None], rim, env.sim.hoop_pos),
+                              torch.where(mask, yaw, env.sim.hoop_yaw))
+
+    def _draw(self, root_xy: torch.Tensor, generator: torch.Generator):
+        """(goal, rim centre, hoop yaw) of new episodes starting at ``root_xy``."""
+        goal = polar_goal(root_xy, self.cfg.goal_distance, generator)
         # rim centre over the goal; the hoop's +x (backboard -> court) points back at the start
         to_start = root_xy - goal
         yaw = torch.atan2(to_start[:, 1], to_start[:, 0])
         rim = torch.cat([goal, torch.full_like(goal[:, :1], self.cfg.rim_height)], -1)
-        env.sim.set_hoop_pose(ids, rim, yaw)
+        return goal, rim, yaw
 
     @property
     def scored(self) -> torch.Tensor:

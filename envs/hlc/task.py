@@ -23,13 +23,16 @@ class HLCTask:
     ``cfg`` is the task's own config node (``task.hlc.<name>``). ``stats`` holds per-env
     accumulators of the current episode, reset by :meth:`reset`; :meth:`step` updates them
     only where ``live`` (env steps after an episode's end within the same HLC step do not
-    count). ``histogram``: the per-episode statistic eval plots, and its axis label."""
+    count). ``histogram``: the per-episode statistic eval plots, and its axis label.
+    ``per_env``: the names of the task's other per-env tensors that :meth:`reset` draws
+    (:meth:`reset_where` keeps them where no episode starts)."""
 
     name: ClassVar[str]
     config_type: ClassVar[type]
     num_obs: ClassVar[int] = 0
     needs_hoop: ClassVar[bool] = False
     histogram: ClassVar[tuple[str, str]]
+    per_env: ClassVar[tuple[str, ...]] = ("goal",)
 
     def __init__(self, cfg, num_envs: int, device: torch.device):
         self.cfg = cfg
@@ -40,6 +43,21 @@ class HLCTask:
         """Draw the new episodes' goals from their start state (already set in the sim)."""
         for v in self.stats.values():
             v[ids] = 0
+
+    def reset_where(self, env, mask: torch.Tensor) -> None:
+        """:meth:`reset` of the envs where ``mask`` is set, without host sync: goals are drawn
+        for every env by :meth:`reset` and the old values are kept where ``mask`` is not set."""
+        old = self._per_env_values()
+        self.reset(env, torch.arange(env.num_envs, device=env.device))
+        for key, new in self._per_env_values().items():
+            kept = torch.where(mask.view(-1, *([1] * (new.dim() - 1))), new, old[key])
+            if key in self.stats:
+                self.stats[key] = kept
+            else:
+                setattr(self, key, kept)
+
+    def _per_env_values(self) -> dict[str, torch.Tensor]:
+        return {**{k: getattr(self, k).clone() for k in self.per_env}, **{k: v.clone() for k, v in self.stats.items()}}
 
     def obs(self, env, state) -> torch.Tensor:
         return torch.zeros(env.num_envs, 0, device=env.device)

@@ -26,6 +26,8 @@ from typing import Callable, Optional
 
 import torch
 
+from envs.hlc import finished_episodes
+
 from .runner import save_figure
 
 
@@ -94,12 +96,12 @@ def evaluate_hlc(env, policy: Callable[[torch.Tensor], torch.Tensor], rounds: in
             ret += torch.where(finished, torch.zeros_like(reward), reward)
             ep = info.get("episodes")
             if ep is not None:
-                new = ~finished[ep["env_ids"]]
-                for k, v in ep.items():
-                    if k != "env_ids":
-                        rows.setdefault(k, []).append(v[new].cpu())
-                rows.setdefault("return", []).append(ret[ep["env_ids"]][new].cpu())
-                finished[ep["env_ids"]] = True
+                ids, ended = finished_episodes(ep)
+                new = ~finished[ids]
+                for k, v in ended.items():
+                    rows.setdefault(k, []).append(v[new].cpu())
+                rows.setdefault("return", []).append(ret[ids][new].cpu())
+                finished[ids] = True
             if finished.all():
                 break
         if not finished.all():
