@@ -56,14 +56,21 @@ def test_weights_move_toward_low_reward_frames_and_clips(motion):
     for k in range(1, motion.num_clips):
         w = ats.time_weights[k][ats.start_mask[k]]
         torch.testing.assert_close(w, torch.full_like(w, 1.0 / len(w)))
-    # sampling follows the weights
-    gen = torch.Generator().manual_seed(0)
-    clips, frames = ats.sample(20000, gen)
-    freq = torch.bincount(clips, minlength=motion.num_clips).double() / 20000
-    torch.testing.assert_close(freq, ats.clip_weights, atol=0.015, rtol=0)
-    f0 = frames[clips == 0]
-    assert float((f0 < motion.clip_lengths[0] // 2).double().mean()) > 0.95
-    assert ((frames >= 2) & (frames <= motion.clip_lengths[clips] - 2)).all()
+    # sampling follows the weights, by torch.multinomial and by the sync-free inverse CDF (masked resets)
+    for sync_free in (False, True):
+        gen = torch.Generator().manual_seed(0)
+        clips, frames = ats.sample(20000, gen, sync_free=sync_free)
+        freq = torch.bincount(clips, minlength=motion.num_clips).double() / 20000
+        torch.testing.assert_close(freq, ats.clip_weights, atol=0.015, rtol=0)
+        f0 = frames[clips == 0]
+        assert float((f0 < motion.clip_lengths[0] // 2).double().mean()) > 0.95
+        assert ((frames >= 2) & (frames <= motion.clip_lengths[clips] - 2)).all()
+        # the start frames of an easy clip: uniform over its valid frames, never outside them
+        k = int(clips[clips != 0].mode().values)
+        cols = frames[clips == k] - ats.min_frame
+        assert ats.start_mask[k, cols].all()
+        counts = torch.bincount(cols, minlength=ats.start_mask.shape[1])[ats.start_mask[k]].double()
+        assert counts.std() < 4 * counts.mean().sqrt() + 1         # ~Poisson spread around uniform
 
 
 def test_alpha_mixes_with_uniform(motion):
