@@ -129,7 +129,8 @@ def _hlc_env(task, n):
     """An HLC env on MuJoCo Warp (on CUDA where there is one), masked resets, 8-step episodes."""
     from test_hlc import make_env
 
-    env, _ = make_env(task, num_envs=n, backend="mjwarp", masked_resets=True, episode_length=8)
+    env, llc = make_env(task, num_envs=n, backend="mjwarp", masked_resets=True, episode_length=8)
+    env.llc = lambda obs: torch.zeros(obs.shape[0], llc.num_actions, device=obs.device)   # made on the device
     return env
 
 
