@@ -63,6 +63,36 @@ def test_reset_subset_leaves_other_worlds_alone(sim4):
     torch.testing.assert_close(after.dof_pos[[1, 3]], new.dof_pos, atol=1e-6, rtol=0)
 
 
+def test_teleport_of_some_worlds_reports_what_a_full_refresh_would():
+    """set_state(ids) recomputes only those rows of ``state``; every field must equal, bit
+    for bit and in the same memory layout, what recomputing all worlds gives -- also for a
+    non-finite world and a repeated id (counted once)."""
+    import dataclasses
+
+    sim = MujocoCPUSimulator(6, num_threads=2)
+    sim.set_state(None, random_state(6, seed=1))
+    sim.set_pd_targets(torch.zeros(6, 156))
+    for _ in range(2):
+        sim.step()
+    count0 = sim.nonfinite_count
+    new = random_state(3, seed=4)
+    new.dof_vel[1, 7] = float("nan")
+    sim.set_state(torch.tensor([4, 1, 4]), new[[0, 1, 0]])
+    partial = sim.state
+    assert sim.nonfinite.tolist() == [False, True, False, False, False, False]
+    assert sim.nonfinite_count == count0 + 1
+    sim._refresh()                                 # all worlds from the engine
+    full = sim.state
+    assert sim.nonfinite_count == count0 + 1
+    pairs = [(f.name, getattr(partial, f.name), getattr(full, f.name)) for f in dataclasses.fields(full)
+             if f.name not in ("joint", "raw")]
+    pairs += [(f.name, getattr(partial.joint, f.name), getattr(full.joint, f.name))
+              for f in dataclasses.fields(full.joint)]
+    for name, a, b in pairs:
+        assert torch.equal(a, b) and a.stride() == b.stride(), name
+    sim.close()
+
+
 def test_ball_drop_bounces_and_reports_floor_contact():
     with make_simulator("mujoco", 2) as sim:
         sim.set_state(None, standing_state(2, ball_height=1.2))

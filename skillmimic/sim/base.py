@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import torch
@@ -78,6 +78,8 @@ class SceneState:
     contact_forces: torch.Tensor       # (N, nbody, 3) net contact force on each body, world frame
     obj_contact_force: torch.Tensor    # (N, 3) net contact force on the object, world frame
     obj_floor_contact: torch.Tensor    # (N,) bool
+    # float32 (qpos, qvel, sensordata) the fields above view: a partial refresh merges these rows
+    raw: tuple[torch.Tensor, ...] = field(default=(), repr=False)
 
 
 class Simulator(ABC):
@@ -158,7 +160,7 @@ class Simulator(ABC):
         qpos, qvel = self._joint_to_qpos_qvel(state)
         self._write_qpos_qvel(ids, qpos, qvel)
         self.nonfinite[ids] = False
-        self._refresh()
+        self._refresh(ids)
 
     def set_state_where(self, mask: torch.Tensor, state: JointState) -> None:
         """Teleport the worlds where ``mask`` (N,) is true to their rows of ``state`` (N rows).
@@ -243,21 +245,43 @@ class Simulator(ABC):
             raise IndexError(f"world ids out of range [0, {self.num_worlds}): {ids.tolist()}")
         return ids
 
-    def _refresh(self) -> None:
+    #: Whether ``_body_kinematics`` of a subset of worlds equals those rows of the whole batch
+    #: (the torch FK: one row never reads another). A backend reading its engine's own body
+    #: kinematics for all worlds at once sets it False.
+    _row_kinematics: bool = True
+
+    def _refresh(self, ids: torch.Tensor | None = None) -> None:
         """Read the engine, guard against non-finite worlds, rebuild ``state``.
 
         No host synchronisation on an accelerator: the flags and the counter stay on the
         device, and a flagged world's state is replaced (at rest, identity rotations) by a
         masked select. The warning is logged here on CPU and when the count is read on CUDA.
+
+        ``ids``: only these worlds changed since the last refresh (a teleport); the others
+        keep their rows of ``state`` and only these rows are recomputed (same numbers: every
+        step is per row), so a reset of a few worlds does not redo the kinematics of all.
         """
         qpos, qvel, sens = self._read()
+        diverged = self._diverged()
+        partial = ids is not None and self._row_kinematics and hasattr(self, "state")
+        if partial:
+            ids = torch.unique(ids)           # a repeated id must not be counted twice
+            if len(ids) == 0:
+                return
+            qpos, qvel, sens = qpos[ids], qvel[ids], sens[ids]
+            diverged = None if diverged is None else diverged[ids]
+            flagged = self.nonfinite[ids]
+        else:
+            flagged = self.nonfinite
         # sum() propagates NaN/inf: one reduction per world instead of an elementwise mask
         bad = ~torch.isfinite(qpos.sum(-1) + qvel.sum(-1) + sens.sum(-1))
-        diverged = self._diverged()
         if diverged is not None:
             bad |= diverged
-        self._nonfinite_total += (bad & ~self.nonfinite).sum()
-        self.nonfinite |= bad
+        self._nonfinite_total += (bad & ~flagged).sum()
+        if partial:
+            self.nonfinite[ids] = flagged | bad
+        else:
+            self.nonfinite |= bad
         if self.device.type == "cpu":
             self._log_nonfinite()
         rest_q = torch.zeros_like(qpos[:1])
@@ -268,7 +292,24 @@ class Simulator(ABC):
         qpos = torch.where(rows, rest_q, qpos)
         qvel = torch.where(rows, torch.zeros_like(qvel), qvel)
         sens = torch.where(rows, torch.zeros_like(sens), sens)
-        self.state = self._scene_state(qpos, qvel, sens)
+        if partial:
+            self.state = self._merge_rows(self.state, ids, self._scene_state(qpos, qvel, sens))
+        else:
+            self.state = self._scene_state(qpos, qvel, sens)
+
+    def _merge_rows(self, old: SceneState, ids: torch.Tensor, new: SceneState) -> SceneState:
+        """``old`` with rows ``ids`` taken from ``new`` (a state of those worlds only). The
+        joint fields that are views of the float32 qpos/qvel are rebuilt as views of the
+        merged arrays, so the result is laid out exactly like a full refresh's."""
+        def put(a, b):
+            return a.index_copy(0, ids, b)
+        q32 = tuple(put(a, b) for a, b in zip(old.raw, new.raw))
+        oj, nj = old.joint, new.joint
+        joint = self._joint_from(q32[0], q32[1], put(oj.root_quat, nj.root_quat), put(oj.obj_quat, nj.obj_quat),
+                                 put(oj.root_ang_vel, nj.root_ang_vel), put(oj.obj_ang_vel, nj.obj_ang_vel))
+        kin = tuple(put(getattr(old, k), getattr(new, k))
+                    for k in ("body_pos", "body_rot", "body_lin_vel", "body_ang_vel"))
+        return self._assemble(joint, kin, q32)
 
     def _body_kinematics(self, joint: JointState) -> tuple[torch.Tensor, ...]:
         """(pos, rot, lin_vel, ang_vel) of every humanoid body: the shared torch forward
@@ -286,25 +327,37 @@ class Simulator(ABC):
         root_quat = quat_normalize(qpos[:, lay.root_q.start + 3:lay.root_q.stop])
         obj_quat = quat_normalize(qpos[:, lay.obj_q.start + 3:lay.obj_q.stop])
         rv, bv = qvel[:, lay.root_v], qvel[:, lay.obj_v]
-        joint = JointState(
+        joint = self._joint_from(qpos, qvel, root_quat, obj_quat,
+                                 quat_rotate(root_quat, rv[:, 3:]), quat_rotate(obj_quat, bv[:, 3:]))
+        return self._assemble(joint, self._body_kinematics(joint), (qpos, qvel, sens))
+
+    def _joint_from(self, qpos, qvel, root_quat, obj_quat, root_ang_vel, obj_ang_vel) -> JointState:
+        """The JointState over float32 qpos/qvel (views) and the fields computed from them."""
+        lay = self.layout
+        rv, bv = qvel[:, lay.root_v], qvel[:, lay.obj_v]
+        return JointState(
             root_pos=qpos[:, lay.root_q.start:lay.root_q.start + 3],
             root_quat=root_quat,
             root_lin_vel=rv[:, :3],
-            root_ang_vel=quat_rotate(root_quat, rv[:, 3:]),
+            root_ang_vel=root_ang_vel,
             dof_pos=qpos[:, lay.dof_q],
             dof_vel=qvel[:, lay.dof_v],
             obj_pos=qpos[:, lay.obj_q.start:lay.obj_q.start + 3],
             obj_quat=obj_quat,
             obj_lin_vel=bv[:, :3],
-            obj_ang_vel=quat_rotate(obj_quat, bv[:, 3:]),
+            obj_ang_vel=obj_ang_vel,
         )
-        pos, rot, lin_vel, ang_vel = self._body_kinematics(joint)
-        forces = sens[:, lay.contact_force].reshape(self.num_worlds, -1, 3)
+
+    def _assemble(self, joint: JointState, kin: tuple[torch.Tensor, ...], raw: tuple[torch.Tensor, ...]) -> SceneState:
+        lay = self.layout
+        pos, rot, lin_vel, ang_vel = kin
+        sens = raw[2]
+        forces = sens[:, lay.contact_force].reshape(sens.shape[0], -1, 3)
         return SceneState(
             joint=joint,
             body_pos=pos, body_rot=rot, body_lin_vel=lin_vel, body_ang_vel=ang_vel,
             contact_forces=forces[:, :-1], obj_contact_force=forces[:, -1],
-            obj_floor_contact=sens[:, lay.object_floor] > 0,
+            obj_floor_contact=sens[:, lay.object_floor] > 0, raw=raw,
         )
 
 

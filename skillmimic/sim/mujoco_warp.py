@@ -172,6 +172,9 @@ class MujocoWarpSimulator(Simulator):
     """
 
     backend = "mjwarp"
+    # A teleport refreshes every world: Warp's own kinematics come for all worlds at once, and
+    # batched GPU kernels may round a row differently in a batch of another size.
+    _row_kinematics = False
 
     def __init__(self, num_worlds: int, scene=None, device="cpu", nconmax: int | None = None,
                  njmax: int | None = None, graph: bool = True, overflow_check_interval: int | None = None,
