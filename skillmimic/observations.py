@@ -73,10 +73,12 @@ def local_object_pos(inv: torch.Tensor, obj_pos: torch.Tensor, root_pos: torch.T
     return _apply(inv, torch.cat([obj_pos[:, :2] - root_pos[:, :2], obj_pos[:, 2:3]], -1))
 
 
-def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_forces, root_quat) -> torch.Tensor:
-    """(N, :func:`humanoid_obs_size`) humanoid features; ``fingertip_forces`` (N, 10, 3) in the world frame."""
+def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_forces, root_quat,
+                 inv: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, :func:`humanoid_obs_size`) humanoid features; ``fingertip_forces`` (N, 10, 3) in the world frame.
+    ``inv``: :func:`heading_rotation_inv` of ``root_quat`` when the caller has it already."""
     n = body_pos.shape[0]
-    inv = heading_rotation_inv(root_quat)
+    inv = heading_rotation_inv(root_quat) if inv is None else inv
     local_pos = local_body_pos(inv, body_pos)
     local_rot = matrix_to_tan_norm(inv[:, None] @ body_rot)
     return torch.cat([
@@ -89,9 +91,11 @@ def humanoid_obs(body_pos, body_rot, body_lin_vel, body_ang_vel, fingertip_force
     ], dim=-1)
 
 
-def object_obs(obj_pos, obj_quat, obj_lin_vel, obj_ang_vel, root_pos, root_quat) -> torch.Tensor:
-    """(N, :data:`OBJECT_OBS`) object features in the humanoid's heading frame."""
-    inv = heading_rotation_inv(root_quat)
+def object_obs(obj_pos, obj_quat, obj_lin_vel, obj_ang_vel, root_pos, root_quat,
+               inv: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, :data:`OBJECT_OBS`) object features in the humanoid's heading frame (``inv`` as in
+    :func:`humanoid_obs`)."""
+    inv = heading_rotation_inv(root_quat) if inv is None else inv
     return torch.cat([
         local_object_pos(inv, obj_pos, root_pos),
         matrix_to_tan_norm(inv @ quat_to_matrix(obj_quat)),
@@ -107,8 +111,9 @@ def skill_one_hot(labels: torch.Tensor, num_skills: int = NUM_SKILLS) -> torch.T
 def scene_obs(state, fingertip_ids) -> torch.Tensor:
     """(N, :func:`scene_obs_size`) humanoid + object features of a :class:`~skillmimic.sim.SceneState`."""
     j = state.joint
+    inv = heading_rotation_inv(j.root_quat)      # one heading frame for both parts
     return torch.cat([
         humanoid_obs(state.body_pos, state.body_rot, state.body_lin_vel, state.body_ang_vel,
-                     state.contact_forces[:, fingertip_ids], j.root_quat),
-        object_obs(j.obj_pos, j.obj_quat, j.obj_lin_vel, j.obj_ang_vel, j.root_pos, j.root_quat),
+                     state.contact_forces[:, fingertip_ids], j.root_quat, inv),
+        object_obs(j.obj_pos, j.obj_quat, j.obj_lin_vel, j.obj_ang_vel, j.root_pos, j.root_quat, inv),
     ], dim=-1)

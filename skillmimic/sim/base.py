@@ -284,18 +284,25 @@ class Simulator(ABC):
             self.nonfinite |= bad
         if self.device.type == "cpu":
             self._log_nonfinite()
-        rest_q = torch.zeros_like(qpos[:1])
-        rest_q[0, self.layout.root_q.start + 3] = 1.0
-        rest_q[0, self.layout.obj_q.start + 3] = 1.0
         rows = bad[:, None]
         # The selects also copy: qpos/qvel/sens may alias engine memory the next step overwrites.
-        qpos = torch.where(rows, rest_q, qpos)
-        qvel = torch.where(rows, torch.zeros_like(qvel), qvel)
-        sens = torch.where(rows, torch.zeros_like(sens), sens)
+        qpos = torch.where(rows, self._rest_qpos(qpos), qpos)
+        qvel = torch.where(rows, 0.0, qvel)
+        sens = torch.where(rows, 0.0, sens)
         if partial:
             self.state = self._merge_rows(self.state, ids, self._scene_state(qpos, qvel, sens))
         else:
             self.state = self._scene_state(qpos, qvel, sens)
+
+    def _rest_qpos(self, like: torch.Tensor) -> torch.Tensor:
+        """(1, nq) qpos of a world at rest (origin, identity rotations), made once per dtype/device."""
+        rest = getattr(self, "_rest_q", None)
+        if rest is None or rest.dtype != like.dtype or rest.device != like.device:
+            rest = torch.zeros(1, self.layout.nq, dtype=like.dtype, device=like.device)
+            rest[0, self.layout.root_q.start + 3] = 1.0
+            rest[0, self.layout.obj_q.start + 3] = 1.0
+            self._rest_q = rest
+        return rest
 
     def _merge_rows(self, old: SceneState, ids: torch.Tensor, new: SceneState) -> SceneState:
         """``old`` with rows ``ids`` taken from ``new`` (a state of those worlds only). The
