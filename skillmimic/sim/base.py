@@ -263,7 +263,9 @@ class Simulator(ABC):
         """
         qpos, qvel, sens = self._read()
         diverged = self._diverged()
-        partial = ids is not None and self._row_kinematics and hasattr(self, "state")
+        # CPU only: there a row is computed alike in any batch (checked); GPU kernels may differ.
+        partial = (ids is not None and self._row_kinematics and self.device.type == "cpu"
+                   and hasattr(self, "state"))
         if partial:
             ids = torch.unique(ids)           # a repeated id must not be counted twice
             if len(ids) == 0:
