@@ -102,7 +102,7 @@ class ForwardKinematics:
             r_par = rot_s[par]
             prod = r_par @ local[sl.start - 1:sl.stop - 1]
             rot_s[sl] = prod[..., :3]
-            torch.add(pos_s[par], prod[..., 3], out=pos_s[sl])
+            pos_s[sl] = pos_s[par] + prod[..., 3]
         rot = torch.movedim(rot_s[to_body], 0, -3).contiguous()
         pos = torch.movedim(pos_s[to_body], 0, -2).contiguous()
         if dof_vel is None:
