@@ -77,6 +77,13 @@ class EpisodeEnv:
         self._nonfinite_resets += nonfinite.sum()
         return self._nonfinite_resets
 
+    def epoch_stats(self) -> dict[str, torch.Tensor]:
+        """Statistics for the training log, ``{tensorboard tag: device scalar}``, computed
+        without a host sync; the trainer reads (syncs) them once per epoch, logs each under
+        its tag and shows the ``*_rate`` ones in its console line. Task envs add their own
+        (the skill env: its V2 hook's); none here."""
+        return {}
+
     # ------------------------------------------------------------------ episodes
     def reset(self) -> torch.Tensor:
         self.reset_envs(torch.arange(self.num_envs, device=self.device))

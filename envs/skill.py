@@ -134,6 +134,12 @@ class SkillEnv(EpisodeEnv):
         self.obs = self.compute_obs()
         return self.obs, reward, done, info
 
+    def epoch_stats(self) -> dict[str, torch.Tensor]:
+        """The V2 hook's counters and per-epoch rates (:meth:`~skillmimic.augment.V2Augment.epoch_stats`),
+        nothing without one."""
+        stats = getattr(self.augment, "epoch_stats", None)
+        return stats() if stats is not None else {}
+
     # ------------------------------------------------------------------ pieces
     def reference(self, env_ids: torch.Tensor | None = None) -> ReferenceFrame:
         """The reference frame each env imitates now (start frame + progress, held at the

@@ -117,11 +117,14 @@ def test_v2_env_steps_with_mask_resets_never_sync(motion, graph_file, hist_ckpt)
         for a in actions:            # 12 steps of 5-step episodes: every env resets at least twice
             obs, reward, done, info = env.step(a)
             dones.append(done.clone())
+        stats = env.epoch_stats()        # the training log's statistics: computed on the device too
     assert torch.stack(dones).sum(0).min() >= 2
     assert torch.isfinite(obs).all() and torch.isfinite(reward).all()
     counts = env.augment.counts           # kept on the device, read here (a sync, outside the guard)
     assert counts["ats_updates"] == 3 and counts["resets"] >= 6 + 12
     assert counts["stf"] > 0 and counts["switch"] + counts["switch_no_match"] > 0
+    assert {k: int(stats[f"v2/{k}"]) for k in counts} == counts
+    assert float(stats["v2/stf_rate"]) == counts["stf"] / counts["resets"]
     env.close()
 
 
@@ -226,6 +229,7 @@ def _steps_never_sync_on_cuda(env, actions, steps: int = 12) -> None:
     try:
         for _ in range(steps):
             env.step(actions)
+        env.epoch_stats()                  # the training log's statistics (read once per epoch)
     finally:
         torch.cuda.set_sync_debug_mode(0)
 

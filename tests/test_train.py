@@ -71,6 +71,7 @@ def test_smoke_train_writes_checkpoint_and_tensorboard(first_run):
     for term in ("reward", "r_p", "r_r", "r_s", "r_b", "r_o", "r_ig", "r_cg1", "r_cg2"):
         assert f"reward_terms/{term}" in tags
     assert {"env/nonfinite_resets", "losses/bounds_loss", "losses/a_loss", "losses/c_loss"} <= tags
+    assert not [t for t in tags if t.startswith("v2/")], "the V1 env has no V2 statistics"
     assert [e.step for e in acc.Scalars("reward_terms/reward")] == [BATCH, 2 * BATCH, 3 * BATCH]
 
     assert [h["epoch"] for h in first_run.history] == [1, 2, 3]

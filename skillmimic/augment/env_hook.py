@@ -13,6 +13,8 @@ The env calls (all optional for it, see ``SkillEnv.augment``):
   missing reference frames) by substituting the mean reward of unmasked envs on the same
   clip, ATS bookkeeping at episode ends, history FIFO update;
 * ``extra_obs(env)``: the frozen history encoder's embedding, appended to the observation.
+* ``epoch_stats()``: its counters (resets, STF starts, switches, ATS updates) and per-epoch
+  rates for the training log, as device tensors.
 
 Each mechanism is switched by :class:`V2Config`; all off is the V1 baseline.
 
@@ -56,6 +58,8 @@ from .stg import StitchedGraph, build_graph
 
 AUTO = "auto"
 COUNTERS = ("resets", "stf", "switch", "switch_no_match", "ats_updates")
+#: counters whose share of the resets :meth:`V2Augment.epoch_stats` reports per epoch (``v2/<name>_rate``)
+RATES = ("stf", "switch", "switch_no_match")
 
 
 @dataclass
@@ -265,12 +269,33 @@ class V2Augment:
         self.env_steps = 0
         # on the device once attached (added to without a host sync); read through ``counts``
         self._counts = {k: torch.zeros((), dtype=torch.long) for k in COUNTERS}
+        self._counts_read = {k: v.clone() for k, v in self._counts.items()}   # at the last epoch_stats()
 
     @property
     def counts(self) -> dict[str, int]:
         """Resets, STF starts, switches (and switches without a graph match), ATS updates so
         far. Reading them syncs on CUDA: do it when logging, not every step."""
         return {k: int(v) for k, v in self._counts.items()}
+
+    def epoch_stats(self) -> dict[str, torch.Tensor]:
+        """What the training log shows of the hook, as device scalars (computing them does
+        not sync; the trainer reads them once per epoch, :meth:`envs.skill.SkillEnv.epoch_stats`).
+
+        * ``v2/<counter>`` for each of :data:`COUNTERS`: cumulative since the run started
+          (restored on resume, like the rest of the hook's state);
+        * ``v2/<name>_rate`` for each of :data:`RATES`: STF starts, switches, switches drawn
+          without a graph match, as a share of the resets since the previous call (one
+          epoch for the trainer; 0 if there was no reset). Expect ``stf_rate`` near
+          ``state_init_random_prob`` and ``switch_rate + switch_no_match_rate`` near
+          ``(1 - state_init_random_prob) * state_switch_prob``.
+        """
+        now = {k: v.clone() for k, v in self._counts.items()}
+        resets = (now["resets"] - self._counts_read["resets"]).clamp_min(1).double()
+        out = {f"v2/{k}": v for k, v in now.items()}
+        for k in RATES:
+            out[f"v2/{k}_rate"] = (now[k] - self._counts_read[k]).double() / resets
+        self._counts_read = now
+        return out
 
     # ------------------------------------------------------------------ setup
     def attach(self, env) -> None:
@@ -287,6 +312,7 @@ class V2Augment:
             self.ats = AdaptiveSampler(motion, alpha=cfg.reweight_alpha, time_reweight=cfg.time_reweight)
         self.interval = cfg.reweight_interval or 10 * motion.num_frames
         self._counts = {k: v.to(dev) for k, v in self._counts.items()}
+        self._counts_read = {k: v.to(dev) for k, v in self._counts_read.items()}
         self._max_clip_length = int(motion.clip_lengths.max())     # STF's search width on the masked path
         self.stf_features = (library_features(motion) if cfg.state_init_random_prob > 0 and cfg.state_search
                              else None)
@@ -472,5 +498,6 @@ class V2Augment:
         for k, v in state.get("counts", {}).items():
             if k in self._counts:
                 self._counts[k].fill_(int(v))
+                self._counts_read[k].fill_(int(v))    # the first rates after a resume cover its own resets only
         if self.ats is not None and state.get("ats") is not None:
             self.ats.load_state_dict(state["ats"])

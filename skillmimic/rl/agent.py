@@ -14,8 +14,10 @@ Over :class:`rl_games.algos_torch.a2c_continuous.A2CAgent` it changes:
   0.003) that makes every dimension's term about -0.0017, about -0.25 over 156 actions, so
   the logged KL was negative and the adaptive schedule could never see a KL above threshold.
 * **Logging**: per epoch, the mean over the rollout of every reward term
-  (``reward_terms/<term>``) and the cumulative count of worlds reset after going
-  non-finite (``env/nonfinite_resets``); one console line per epoch.
+  (``reward_terms/<term>``), the cumulative count of worlds reset after going
+  non-finite (``env/nonfinite_resets``) and whatever the env's ``epoch_stats()`` returns
+  (the V2 hook's ``v2/*`` counters and rates), read from the device once per epoch; one
+  console line per epoch (with the env's ``*_rate`` statistics, if any).
 * **Checkpoints** are written atomically (:mod:`.checkpoint`) to ``nn/<name>.pth``
   every ``save_frequency`` epochs, at the end, and on SIGINT/SIGTERM.
 * **Resume** restores everything a run needs to continue as if never stopped: model
@@ -212,6 +214,16 @@ class RunManagement:
         self._term_sums, self._term_steps = {}, 0
         return out
 
+    def _read_env_stats(self) -> dict[str, float]:
+        """The env's ``epoch_stats()`` (:meth:`envs.base.EpisodeEnv.epoch_stats`) as numbers: one
+        device-to-host copy for all of them, once per epoch."""
+        stats = getattr(getattr(self.vec_env, "env", None), "epoch_stats", None)
+        stats = stats() if stats is not None else {}
+        if not stats:
+            return {}
+        values = torch.stack([v.detach().reshape(()).to(torch.float64) for v in stats.values()]).tolist()
+        return dict(zip(stats, values))
+
     # ------------------------------------------------------------------ rollout
     def play_steps(self):
         """rl-games' rollout without per-step host syncs: it turned each step's done flags into
@@ -355,6 +367,9 @@ class RunManagement:
             w.add_scalar(f"reward_terms/{k}", v, frame)
         self._nonfinite_resets = int(self._nonfinite_resets)
         w.add_scalar("env/nonfinite_resets", self._nonfinite_resets, frame)
+        env_stats = self._read_env_stats()
+        for k, v in env_stats.items():
+            w.add_scalar(k, v, frame)
 
         elapsed = time.perf_counter() - getattr(self, "_wall_start", time.perf_counter())
         done = epoch_num - getattr(self, "_epoch_start", epoch_num - 1)
@@ -366,6 +381,9 @@ class RunManagement:
                                    f"(env {curr_frames / max(step_time, 1e-9):.0f})"]
         if "reward" in terms:
             line.append(f"reward/step {terms['reward']:.4f}")
+        rates = [f"{k.removesuffix('_rate')} {v:.2f}" for k, v in env_stats.items() if k.endswith("_rate")]
+        if rates:
+            line.append(" ".join(rates))
         if self.game_rewards.current_size > 0:
             mean_rewards = self.game_rewards.get_mean()
             mean_lengths = self.game_lengths.get_mean()
@@ -383,7 +401,7 @@ class RunManagement:
             "kl": torch_ext.mean_list(kls).item() if kls else None,
             "episode_reward": float(self.game_rewards.get_mean()[0]) if self.game_rewards.current_size else None,
             "episode_length": float(self.game_lengths.get_mean()) if self.game_lengths.current_size else None,
-            "nonfinite_resets": self._nonfinite_resets})
+            "nonfinite_resets": self._nonfinite_resets, "env_stats": env_stats})
         if self._nonfinite_resets:
             line.append(f"nonfinite resets {self._nonfinite_resets}")
         if self.print_stats:
