@@ -10,7 +10,7 @@ import torch
 
 from envs import SkillEnv, SkillEnvConfig
 from envs.hlc import finished_episodes
-from skillmimic.augment.env_hook import V2Augment, V2Config
+from skillmimic.augment.env_hook import V2Augment, V2Config, stf_search_rows
 from skillmimic.augment.similarity import masked_steps
 from skillmimic.augment.stf import retarget
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
@@ -66,6 +66,53 @@ def test_masked_stf_starts_at_the_configured_rate_and_retargets(motion):
     same = t_star == env.start_frames[noisy]
     assert float(same.float().mean()) >= 0.75                # float32 round trip may flip ties
     assert torch.equal(env.ref_delay[noisy][same], masked_steps(s)[same])
+    env.close()
+
+
+@needs_sparse
+def test_masked_stf_searches_a_few_rows_with_the_full_search_s_results(motion, graph_file):  # noqa: F811
+    """STF's search on the masked path covers stf_search_rows rows (the drawn resetting envs
+    first): the whole run is identical to searching every env."""
+    cfg = V2Config(state_init_random_prob=0.1, state_switch_prob=0.3, graph_file=graph_file, reweight=True)
+    n = 30
+    envs = [SkillEnv(SkillEnvConfig(num_envs=n, seed=5, masked_resets=True, episode_length=4), motion,
+                     MujocoCPUSimulator(n), augment=V2Augment(cfg)) for _ in range(2)]
+    few, full = envs
+    full.augment.stf_search_rows = n
+    assert few.augment.stf_search_rows == stf_search_rows(n, 0.1) == 21
+    for env in envs:
+        env.reset()
+    c0 = few.augment.counts
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        a = 0.3 * torch.randn(n, few.num_actions, generator=gen)
+        out_few, out_full = few.step(a), full.step(a)
+        for x, y in zip(out_few[:3], out_full[:3]):
+            assert torch.equal(x, y)
+    counts = few.augment.counts
+    assert counts == full.augment.counts
+    assert counts["stf"] - c0["stf"] >= 4 and counts["stf_dropped"] == 0     # STF starts in the steps
+    for env in envs:
+        env.close()
+
+
+@needs_sparse
+def test_masked_stf_draws_beyond_the_search_rows_start_without_stf(motion):
+    env = _masked_env(motion, V2Config(state_init_random_prob=1.0), n=8, seed=4)
+    aug = env.augment
+    aug.stf_search_rows = 3
+    env.progress[:] = 3
+    mask = torch.tensor([False, True, True, False, True, True, True, True])
+    c0 = aug.counts
+    env.reset_where(mask)
+    c = {k: v - c0[k] for k, v in aug.counts.items()}
+    assert (c["resets"], c["stf"], c["stf_dropped"]) == (6, 3, 3)
+    # the first three resetting envs (1, 2, 4) start perturbed, the others (5, 6, 7) at their reference
+    j, ref = env.sim.state.joint, env.reference()
+    off = (j.dof_pos - ref.state.dof_pos).abs().amax(-1) > 1e-3
+    assert off[[1, 2, 4]].all() and not off[[5, 6, 7]].any()
+    assert torch.equal(env.start_frames[[5, 6, 7]], aug.ats_frame[[5, 6, 7]])
+    assert (env.ref_delay[[5, 6, 7]] == 0).all()
     env.close()
 
 

@@ -39,7 +39,7 @@ def test_v2_counters_and_rates_reach_tensorboard_and_survive_a_resume(tmp_path):
     first = _train(tmp_path, "v2log", max_epochs=2)
     s = _scalars(first.run_dir)
     rates = {f"v2/{k}_rate" for k in ("stf", "switch", "switch_no_match")}
-    counters = {f"v2/{k}" for k in ("resets", "stf", "switch", "switch_no_match", "ats_updates")}
+    counters = {f"v2/{k}" for k in ("resets", "stf", "switch", "switch_no_match", "ats_updates", "stf_dropped")}
     assert set(s) == rates | counters
     assert all(len(v) == 2 for v in s.values())
     resets = [0.0] + s["v2/resets"]
@@ -51,6 +51,7 @@ def test_v2_counters_and_rates_reach_tensorboard_and_survive_a_resume(tmp_path):
         assert s["v2/stf_rate"][e - 1] == pytest.approx((stf[e] - stf[e - 1]) / d)
         assert abs(s["v2/stf_rate"][e - 1] - STF_PROB) < 5 * math.sqrt(STF_PROB * (1 - STF_PROB) / d)
     assert s["v2/switch"] == s["v2/switch_no_match"] == s["v2/switch_rate"] == [0.0, 0.0]   # STG is off
+    assert s["v2/stf_dropped"] == [0.0, 0.0]
     assert s["v2/ats_updates"] == [HORIZON // ATS_INTERVAL, 2 * HORIZON // ATS_INTERVAL]
     assert first.history[-1]["env_stats"]["v2/resets"] == s["v2/resets"][-1]
 

@@ -38,6 +38,7 @@ carry other envs' rewards and say nothing about this start.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -57,7 +58,9 @@ from .stf import STFNoise, default_getup_noise, perturb_state, retarget
 from .stg import StitchedGraph, build_graph
 
 AUTO = "auto"
-COUNTERS = ("resets", "stf", "switch", "switch_no_match", "ats_updates")
+COUNTERS = ("resets", "stf", "switch", "switch_no_match", "ats_updates", "stf_dropped")
+#: binomial standard deviations above the mean that :func:`stf_search_rows` covers
+STF_SEARCH_SIGMAS = 6.0
 #: counters whose share of the resets :meth:`V2Augment.epoch_stats` reports per epoch (``v2/<name>_rate``)
 RATES = ("stf", "switch", "switch_no_match")
 
@@ -106,6 +109,16 @@ class V2Config:
             raise ValueError(f"V2Config.max_masked_steps must be >= 0, got {self.max_masked_steps}")
         if self.reweight_interval is not None and self.reweight_interval < 1:
             raise ValueError(f"V2Config.reweight_interval must be >= 1, got {self.reweight_interval}")
+
+
+def stf_search_rows(num_envs: int, prob: float) -> int:
+    """Rows the masked reset path (:meth:`V2Augment.plan_where`) runs STF's nearest-frame
+    search for each step: the STF draws among the resetting worlds are at most
+    Binomial(num_envs, prob), and this covers its mean + 6 standard deviations + 8 (exceeded
+    with probability below ~1e-9 per step), at most ``num_envs``. The search then costs a
+    fixed ~prob-th of searching every world, with no host sync to learn how many reset."""
+    mean = num_envs * prob
+    return min(num_envs, math.ceil(mean + STF_SEARCH_SIGMAS * math.sqrt(mean * (1.0 - prob)) + 8))
 
 
 @dataclass
@@ -273,8 +286,9 @@ class V2Augment:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Resets, STF starts, switches (and switches without a graph match), ATS updates so
-        far. Reading them syncs on CUDA: do it when logging, not every step."""
+        """Resets, STF starts, switches (and switches without a graph match), ATS updates, STF
+        draws the masked path could not search for (:meth:`plan_where`) so far. Reading them
+        syncs on CUDA: do it when logging, not every step (:meth:`epoch_stats` does not)."""
         return {k: int(v) for k, v in self._counts.items()}
 
     def epoch_stats(self) -> dict[str, torch.Tensor]:
@@ -314,6 +328,9 @@ class V2Augment:
         self._counts = {k: v.to(dev) for k, v in self._counts.items()}
         self._counts_read = {k: v.to(dev) for k, v in self._counts_read.items()}
         self._max_clip_length = int(motion.clip_lengths.max())     # STF's search width on the masked path
+        # STF's search rows on the masked path; num_envs searches every world (as the ids path
+        # would: the same frames for every STF start, only slower)
+        self.stf_search_rows = stf_search_rows(n, cfg.state_init_random_prob)
         self.stf_features = (library_features(motion) if cfg.state_init_random_prob > 0 and cfg.state_search
                              else None)
         if self.encoder is not None:
@@ -396,8 +413,12 @@ class V2Augment:
         its new start) and the returned plan has a row per env; the env keeps the rows of
         ``mask``. The hook's own per-env bookkeeping is written where ``mask`` is set.
 
-        Costs what :meth:`on_reset` costs for all envs each step (STF's nearest-frame
-        search most), instead of a host read of the done-mask."""
+        Costs what :meth:`on_reset` costs for all envs each step, instead of a host read of
+        the done-mask, except for STF's nearest-frame search (by far the dearest part): it
+        runs for :attr:`stf_search_rows` rows, the resetting envs drawn for STF first, and
+        gives each of them the frame the ids path's search would. Drawn envs beyond those
+        rows (a step with more STF draws than mean + 6 sd, :func:`stf_search_rows`) start
+        without STF, counted in ``stf_dropped``."""
         cfg, motion = self.cfg, env.motion
         mdev, gen = motion.device, env.generator
         mask = mask.to(env.device)
@@ -418,11 +439,19 @@ class V2Augment:
             noised = torch.rand(n, generator=gen, device=mdev) < cfg.state_init_random_prob
             noisy = perturb_state(state, ref.labels, cfg.stf_noise, cfg.stf_getup_noise, gen)
             if cfg.state_search:
-                t_star, sim = retarget(motion, clips, noisy, ref.labels, frame_features=self.stf_features,
-                                       max_length=self._max_clip_length)
-                frames = torch.where(noised, t_star, frames)
+                # the search (the plan's dearest part) for a fixed number of rows, the drawn
+                # resetting ones first; drawn ones beyond them start without STF (see stf_search_rows)
+                drawn = noised & here
+                rows = torch.argsort((~drawn).to(torch.uint8), stable=True)[:self.stf_search_rows]
+                take = drawn[rows]
+                t_star, sim = retarget(motion, clips[rows], noisy[rows], ref.labels[rows],
+                                       frame_features=self.stf_features, max_length=self._max_clip_length)
+                frames = frames.index_put((rows,), torch.where(take, t_star, frames[rows]))
                 if cfg.enable_buffernode:
-                    steps = torch.where(noised, masked_steps(sim, cfg.max_masked_steps).to(mdev), steps)
+                    steps = steps.index_put((rows,), torch.where(take, masked_steps(sim, cfg.max_masked_steps)
+                                                                 .to(mdev), steps[rows]))
+                noised = torch.zeros_like(noised).index_put((rows,), take) | (noised & ~here)
+                self._counts["stf_dropped"] += (drawn & ~noised).sum().to(env.device)
             state = _select(noised, noisy, state)
             self._counts["stf"] += (noised & here).sum().to(env.device)
 
