@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from skillmimic.augment.similarity import STF_BALL, library_features, similarity, state_features
+from skillmimic.augment.similarity import (STF_BALL, STF_LOCOMOTION, library_features, rotation_angles, similarity,
+                                           similarity_cost, state_features)
 from skillmimic.augment.stf import STFNoise, perturb_state, retarget
 
 from helpers import needs_sparse
@@ -73,3 +74,15 @@ def test_retargeted_frames_are_nearer_than_random_ones(motion):
     assert (s_star >= s_rand - 1e-7).all() and float(s_star.mean()) > 2 * float(s_rand.mean())
     assert (s_star >= s_orig - 1e-7).all()
     assert float((t_star - frames).abs().float().median()) <= 10      # a neighbour in time, mostly
+
+
+def test_shared_rotation_angles_give_the_same_costs(motion):
+    """retarget computes the rotation angles once for both classes' weights: the same numbers."""
+    clips, frames, gen = _starts(motion, 50, 4)
+    ref = motion.get_frame_at(clips, frames)
+    a = state_features(perturb_state(ref.state, ref.labels, generator=gen), motion.key_body_ids).unsqueeze(1)
+    rows = motion.clip_starts[clips, None] + torch.arange(60)[None] % motion.clip_lengths[clips, None]
+    b = library_features(motion)[rows]
+    angles = rotation_angles(a, b)
+    for w in (STF_BALL, STF_LOCOMOTION):
+        assert torch.equal(similarity_cost(a, b, w, angles), similarity_cost(a, b, w))

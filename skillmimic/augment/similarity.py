@@ -212,24 +212,34 @@ def embedding(f: FrameFeatures, w: SimilarityWeights) -> torch.Tensor:
     return torch.cat([euclidean_part(f, w), rotation_bound_part(f, w)], dim=-1)
 
 
+def rotation_angles(a: FrameFeatures, b: FrameFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean_j theta_j^2, theta_root^2) of ``a`` against ``b``: the rotation terms without their
+    weights, the dearest part of the cost, computed once when the same pairs are compared
+    under several weight sets (STF's ball and locomotion classes)."""
+    return rotation_angle_sq(a.joint_quat, b.joint_quat).mean(-1), rotation_angle_sq(a.root_quat, b.root_quat)
+
+
 def rotation_cost(joint_a: torch.Tensor, joint_b: torch.Tensor, root_a: torch.Tensor, root_b: torch.Tensor,
-                  w: SimilarityWeights) -> torch.Tensor:
-    """w_r mean_j theta_j^2 + w_rr theta_root^2 (broadcasting)."""
+                  w: SimilarityWeights, angles: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """w_r mean_j theta_j^2 + w_rr theta_root^2 (broadcasting); ``angles``: the two, if
+    :func:`rotation_angles` gave them already (the same numbers)."""
     out = 0.0
     if w.r:
-        out = out + w.r * rotation_angle_sq(joint_a, joint_b).mean(-1)
+        out = out + w.r * (angles[0] if angles is not None else rotation_angle_sq(joint_a, joint_b).mean(-1))
     if w.rr:
-        out = out + w.rr * rotation_angle_sq(root_a, root_b)
+        out = out + w.rr * (angles[1] if angles is not None else rotation_angle_sq(root_a, root_b))
     return out
 
 
-def similarity_cost(a: FrameFeatures, b: FrameFeatures, w: SimilarityWeights) -> torch.Tensor:
-    """E(a, b) >= 0 elementwise over the broadcast batch shape; S = exp(-E)."""
+def similarity_cost(a: FrameFeatures, b: FrameFeatures, w: SimilarityWeights,
+                    angles: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """E(a, b) >= 0 elementwise over the broadcast batch shape; S = exp(-E). ``angles``:
+    :func:`rotation_angles` of the same pairs, if computed already."""
     if not any(w.as_dict().values()):
         raise ValueError("all similarity weights are zero")
     ea, eb = euclidean_part(a, w), euclidean_part(b, w)
     cost = (ea - eb).pow(2).sum(-1)
-    return cost + rotation_cost(a.joint_quat, b.joint_quat, a.root_quat, b.root_quat, w)
+    return cost + rotation_cost(a.joint_quat, b.joint_quat, a.root_quat, b.root_quat, w, angles)
 
 
 def similarity(a: FrameFeatures, b: FrameFeatures, w: SimilarityWeights) -> torch.Tensor:

@@ -37,7 +37,7 @@ from ..rotations import quat_normalize
 from ..state import JointState
 from .similarity import (
     LOCOMOTION_LABELS, STF_BALL, STF_LOCOMOTION, FrameFeatures, SimilarityWeights, library_features,
-    similarity_cost, state_features,
+    rotation_angles, similarity_cost, state_features,
 )
 
 GETUP_LABEL = label_of("getup")
@@ -139,8 +139,9 @@ def retarget(motion, clip_ids: torch.Tensor, state: JointState, labels: torch.Te
     for s in range(0, n, step):
         sl = slice(s, s + step)
         a, b = noisy[sl].unsqueeze(1), feats[rows[sl]]
-        c_ball = similarity_cost(a, b, ball_weights)
-        c_loco = similarity_cost(a, b, locomotion_weights)
+        angles = rotation_angles(a, b)            # shared by both classes' costs
+        c_ball = similarity_cost(a, b, ball_weights, angles)
+        c_loco = similarity_cost(a, b, locomotion_weights, angles)
         cost[sl] = torch.where(loco[sl, None], c_loco, c_ball)
     cost = torch.where(ok, cost, torch.full_like(cost, float("inf")))
     best, frames = cost.min(dim=1)
