@@ -46,7 +46,6 @@ from typing import Optional
 
 import torch
 
-from ..kinematics import forward_kinematics
 from ..rotations import heading_yaw, quat_mul, quat_rotate, yaw_quat
 from ..state import JointState
 from .ats import AdaptiveSampler
@@ -402,9 +401,6 @@ class V2Augment:
         if self.history is not None:
             self.history.fill(env_ids, motion.clip_starts[clips].to(env.device), frames.to(env.device),
                               self.history_table)
-            kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos, skeleton=env.sim.skeleton)
-            self._feat[env_ids] = history_features(kin.pos, state.root_quat, state.dof_pos,
-                                                   state.obj_pos, env.sim.skeleton).to(self._feat)
         return ResetPlan(clips=clips, frames=frames, state=state, masked_steps=steps)
 
     def plan_where(self, env, mask: torch.Tensor, ref) -> ResetPlan:
@@ -473,10 +469,6 @@ class V2Augment:
         if self.history is not None:
             self.history.fill_where(mask, motion.clip_starts[clips].to(env.device), frames.to(env.device),
                                     self.history_table)
-            kin = forward_kinematics(state.root_pos, state.root_quat, state.dof_pos, skeleton=env.sim.skeleton)
-            feat = history_features(kin.pos, state.root_quat, state.dof_pos, state.obj_pos,
-                                    env.sim.skeleton).to(self._feat)
-            self._feat = torch.where(mask[:, None], feat, self._feat)
         return ResetPlan(clips=clips, frames=frames, state=state, masked_steps=steps)
 
     # ------------------------------------------------------------------ steps
@@ -510,6 +502,10 @@ class V2Augment:
         return out
 
     def extra_obs(self, env) -> torch.Tensor:
+        """The history embedding; also keeps the features of the state observed now, which
+        :meth:`on_step` pushes into the FIFO after the next step. The env observes after
+        every reset (``compute_obs``), so a new episode's first pushed frame is its start
+        state as simulated: the reset plan computes no features of its own."""
         if self.history is None:
             return torch.zeros(env.num_envs, 0, device=env.device)
         s = env.sim.state
