@@ -21,7 +21,13 @@ def sim4():
     sim.close()
 
 
-def test_set_state_round_trip_and_bodies_match_mujoco(sim4):
+@pytest.mark.parametrize("kinematics", ["mujoco", "torch"])
+def test_set_state_round_trip_and_bodies_match_mujoco(sim4, kinematics):
+    """Both ways of computing the bodies (MuJoCo's mj_kinematics/mj_comVel, the default, and
+    the shared torch FK) are checked against mj_forward + mj_objectVelocity."""
+    own = None
+    if kinematics != sim4.body_kinematics:
+        sim4 = own = MujocoCPUSimulator(4, num_threads=2, body_kinematics=kinematics)
     st = random_state(4)
     sim4.set_state(None, st)
     s = sim4.state
@@ -47,6 +53,37 @@ def test_set_state_round_trip_and_bodies_match_mujoco(sim4):
         # MuJoCo reports linear velocity at the body COM; ours is at the body origin.
         com_lin = s.body_lin_vel[w].numpy() + np.cross(s.body_ang_vel[w].numpy(), d.xipos[1:54] - d.xpos[1:54])
         np.testing.assert_allclose(com_lin, vel[:, 3:], atol=1e-4)
+    if own is not None:
+        own.close()
+
+
+def test_engine_and_torch_body_kinematics_agree_while_stepping():
+    """The default (MuJoCo's kinematics, float64) and the torch FK (float32) report the same
+    bodies to float32 rounding, after steps and after a teleport of some worlds."""
+    a, b = MujocoCPUSimulator(3, body_kinematics="torch"), MujocoCPUSimulator(3)
+    assert b.body_kinematics == "mujoco"
+
+    def assert_same():
+        for k, tol in (("body_pos", 1e-5), ("body_rot", 1e-5), ("body_lin_vel", 1e-4), ("body_ang_vel", 1e-4)):
+            x, y = getattr(a.state, k), getattr(b.state, k)
+            assert x.dtype == y.dtype == torch.float32 and x.shape == y.shape, k
+            assert torch.allclose(x, y, atol=tol), f"{k}: max gap {float((x - y).abs().max()):.2e}"
+
+    for s in (a, b):
+        s.set_state(None, random_state(3, seed=5))
+        s.set_pd_targets(0.3 * torch.randn(3, 156, generator=torch.Generator().manual_seed(0)))
+    assert_same()
+    for _ in range(4):
+        for s in (a, b):
+            s.step()
+        assert_same()
+    for s in (a, b):
+        s.set_state(torch.tensor([1]), standing_state(1))
+    assert_same()
+    for s in (a, b):
+        s.close()
+    with pytest.raises(ValueError, match="body_kinematics"):
+        MujocoCPUSimulator(1, body_kinematics="warp")
 
 
 def test_reset_subset_leaves_other_worlds_alone(sim4):

@@ -181,14 +181,17 @@ class SimConfig:
 
     backend: str = "mujoco"              # mujoco (C, CPU threads) | mjwarp (MuJoCo Warp, CUDA)
     num_threads: int = 0                 # mujoco only: 0 = one per CPU core (capped at num_envs)
-    # mjwarp only: body poses/velocities from the torch FK ("torch") or MuJoCo Warp's own ("warp")
-    body_kinematics: str = "torch"
+    # body poses/velocities: the shared torch FK ("torch") or the engine's own ("mujoco" for the C
+    # engine, "warp" for MuJoCo Warp); "auto": mujoco on the C engine (faster on CPU, measured by
+    # benchmarks/engine_throughput.py), torch on Warp (gpu_suite.py measures both on CUDA)
+    body_kinematics: str = "auto"
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def sim_kwargs(self) -> Dict[str, Any]:
+        kin = {} if self.body_kinematics == "auto" else {"body_kinematics": self.body_kinematics}
         if self.backend == "mujoco":
-            return {"num_threads": self.num_threads}
-        return {"body_kinematics": self.body_kinematics} if self.backend == "mjwarp" else {}
+            return {"num_threads": self.num_threads, **kin}
+        return kin if self.backend == "mjwarp" else {}
 
 
 @dataclass
@@ -507,8 +510,11 @@ def validate(cfg: Config) -> None:
         cfg.sim.scene.object.validate()       # names the key; a mesh file must exist
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if cfg.sim.body_kinematics not in ("torch", "warp"):
-        raise ConfigError(f"sim.body_kinematics must be torch or warp, got {cfg.sim.body_kinematics!r}")
+    kin_choices = {"mujoco": ("auto", "torch", "mujoco"), "mjwarp": ("auto", "torch", "warp")}.get(
+        cfg.sim.backend, ("auto", "torch"))
+    if cfg.sim.body_kinematics not in kin_choices:
+        raise ConfigError(f"sim.body_kinematics must be one of {', '.join(kin_choices)} with sim.backend="
+                          f"{cfg.sim.backend}, got {cfg.sim.body_kinematics!r}")
     resolve_device(cfg.device)
     if cfg.multi_gpu:
         distributed_rank(cfg.device)   # raises with the fix when not launched by torchrun / without CUDA

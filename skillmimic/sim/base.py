@@ -320,16 +320,19 @@ class Simulator(ABC):
                     for k in ("body_pos", "body_rot", "body_lin_vel", "body_ang_vel"))
         return self._assemble(joint, kin, q32)
 
-    def _body_kinematics(self, joint: JointState) -> tuple[torch.Tensor, ...]:
+    def _body_kinematics(self, joint: JointState, qpos: torch.Tensor, qvel: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(pos, rot, lin_vel, ang_vel) of every humanoid body: the shared torch forward
         kinematics, so that every engine reports bodies identically. A backend that already
-        has them for the current state may return its own (same frames and conventions)."""
+        has them for the current state, or computes them faster from the engine's own
+        ``qpos``/``qvel`` rows (engine precision, after the NaN guard), may return its own
+        (same frames and conventions)."""
         kin = self._fk(joint.root_pos, joint.root_quat, joint.dof_pos,
                        joint.root_lin_vel, joint.root_ang_vel, joint.dof_vel)
         return kin.pos, kin.rot, kin.lin_vel, kin.ang_vel
 
     def _scene_state(self, qpos: torch.Tensor, qvel: torch.Tensor, sens: torch.Tensor) -> SceneState:
         lay = self.layout
+        qpos64, qvel64 = qpos, qvel
         qpos = qpos.to(torch.float32)
         qvel = qvel.to(torch.float32)
         sens = sens.to(torch.float32)
@@ -338,7 +341,7 @@ class Simulator(ABC):
         rv, bv = qvel[:, lay.root_v], qvel[:, lay.obj_v]
         joint = self._joint_from(qpos, qvel, root_quat, obj_quat,
                                  quat_rotate(root_quat, rv[:, 3:]), quat_rotate(obj_quat, bv[:, 3:]))
-        return self._assemble(joint, self._body_kinematics(joint), (qpos, qvel, sens))
+        return self._assemble(joint, self._body_kinematics(joint, qpos64, qvel64), (qpos, qvel, sens))
 
     def _joint_from(self, qpos, qvel, root_quat, obj_quat, root_ang_vel, obj_ang_vel) -> JointState:
         """The JointState over float32 qpos/qvel (views) and the fields computed from them."""
@@ -370,6 +373,19 @@ class Simulator(ABC):
         )
 
 
+def body_kinematics_from_engine(xpos: torch.Tensor, xmat: torch.Tensor, cvel: torch.Tensor,
+                                subtree_com: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(pos, rot, lin_vel, ang_vel) float32 of the humanoid bodies from an engine's own
+    kinematics: ``xpos`` (N, nb, 3), ``xmat`` (N, nb, 9), ``cvel`` (N, nb, 6) and the
+    humanoid tree's ``subtree_com`` (N, 3). MuJoCo's ``cvel`` is [angular; linear] with the
+    linear part the velocity of the point at the tree's centre of mass; the bodies report the
+    velocity of their origins, v = v_com + w x (x_body - c), computed in the engine's precision."""
+    omega, v_com = cvel[..., :3], cvel[..., 3:]
+    lin = v_com + torch.cross(omega, xpos - subtree_com[:, None], dim=-1)
+    f32 = torch.float32
+    return (xpos.to(f32), xmat.reshape(*xmat.shape[:-1], 3, 3).to(f32), lin.to(f32), omega.to(f32))
+
+
 def state_slices(model: mujoco.MjModel, spec: int = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)) -> dict[str, slice]:
     """Offsets of the components of a MuJoCo state vector of ``spec`` (default
     mjSTATE_FULLPHYSICS: time, qpos, qvel, ...), keyed by the mjtState flag name."""
@@ -386,4 +402,4 @@ def state_slices(model: mujoco.MjModel, spec: int = int(mujoco.mjtState.mjSTATE_
     return out
 
 
-__all__ = ["Simulator", "SceneState", "SceneLayout", "state_slices"]
+__all__ = ["Simulator", "SceneState", "SceneLayout", "body_kinematics_from_engine", "state_slices"]

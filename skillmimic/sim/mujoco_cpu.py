@@ -22,15 +22,26 @@ import numpy as np
 import torch
 from mujoco import rollout
 
-from .base import Simulator, state_slices
+from .base import Simulator, body_kinematics_from_engine, state_slices
 
 
 class MujocoCPUSimulator(Simulator):
-    """MuJoCo C on CPU threads. ``num_threads=0`` means one per CPU core (capped at N)."""
+    """MuJoCo C on CPU threads. ``num_threads=0`` means one per CPU core (capped at N).
+
+    ``body_kinematics``: ``"mujoco"`` (default) computes body poses and velocities with MuJoCo's
+    own ``mj_kinematics``/``mj_comVel`` in float64, one world after another; ``"torch"`` uses
+    the shared torch FK. Same frames and conventions, equal to float32 rounding; MuJoCo's
+    is faster on CPU, where the torch FK's ~80 small ops cost more than the arithmetic
+    (``benchmarks/engine_throughput.py`` prints both).
+    """
 
     backend = "mujoco"
 
-    def __init__(self, num_worlds: int, scene=None, device="cpu", num_threads: int = 0, skeleton=None, **kw):
+    def __init__(self, num_worlds: int, scene=None, device="cpu", num_threads: int = 0, skeleton=None,
+                 body_kinematics: str = "mujoco", **kw):
+        if body_kinematics not in ("mujoco", "torch"):
+            raise ValueError(f"body_kinematics must be 'mujoco' or 'torch', got {body_kinematics!r}")
+        self.body_kinematics = body_kinematics
         if skeleton is not None:
             kw["skeleton"] = skeleton
         super().__init__(num_worlds, scene, device, **kw)
@@ -69,6 +80,10 @@ class MujocoCPUSimulator(Simulator):
         # torch views of the numpy buffers (no copies on CPU)
         self._state_t = torch.from_numpy(self._state)
         self._sens_t = torch.from_numpy(self._sens)
+        nb = self.skeleton.num_bodies               # humanoid bodies are 1..nb (0 is the world)
+        self._kin_data = mujoco.MjData(self.model)
+        self._kin_root = int(self.model.body_rootid[1])
+        self._kin_out = (np.zeros((n, nb, 3)), np.zeros((n, nb, 9)), np.zeros((n, nb, 6)), np.zeros((n, 3)))
         self._refresh()
 
     def _write_qpos_qvel(self, ids, qpos, qvel):
@@ -100,6 +115,26 @@ class MujocoCPUSimulator(Simulator):
         np.mean(self._sens_traj, axis=1, out=self._sens)
         bf = self.layout.object_floor
         self._sens[:, bf] = self._sens_traj[:, :, bf].max(axis=1)
+
+    def _body_kinematics(self, joint, qpos, qvel):
+        if self.body_kinematics == "torch":
+            return super()._body_kinematics(joint, qpos, qvel)
+        m, d, root = self.model, self._kin_data, self._kin_root
+        nb = self.skeleton.num_bodies
+        q, v = qpos.numpy(), qvel.numpy()
+        k = len(q)
+        xpos, xmat, cvel, com = (a[:k] for a in self._kin_out)
+        for i in range(k):
+            d.qpos[:] = q[i]
+            d.qvel[:] = v[i]
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            mujoco.mj_comVel(m, d)
+            xpos[i] = d.xpos[1:nb + 1]
+            xmat[i] = d.xmat[1:nb + 1]
+            cvel[i] = d.cvel[1:nb + 1]
+            com[i] = d.subtree_com[root]
+        return body_kinematics_from_engine(*(torch.from_numpy(a) for a in (xpos, xmat, cvel, com)))
 
     def _diverged(self):
         return torch.from_numpy(self._diverged_np).to(self.device)

@@ -344,9 +344,9 @@ class MujocoWarpSimulator(Simulator):
         mjw.com_pos(m, d)
         mjw.com_vel(m, d)
 
-    def _body_kinematics(self, joint):
+    def _body_kinematics(self, joint, qpos, qvel):
         if self.body_kinematics == "torch":
-            return super()._body_kinematics(joint)
+            return super()._body_kinematics(joint, qpos, qvel)
         if self._kin_stale:                   # teleported since the last step: bring them up to date
             self._on_engine_stream(self._kinematics)
         self._kin_stale = False
