@@ -80,9 +80,13 @@ class MujocoCPUSimulator(Simulator):
         # torch views of the numpy buffers (no copies on CPU)
         self._state_t = torch.from_numpy(self._state)
         self._sens_t = torch.from_numpy(self._sens)
+        # MuJoCo's own body kinematics, one world after another in one MjData: its numpy
+        # views (inputs and the humanoid's rows of the outputs) are taken once, they alias it
         nb = self.skeleton.num_bodies               # humanoid bodies are 1..nb (0 is the world)
-        self._kin_data = mujoco.MjData(self.model)
-        self._kin_root = int(self.model.body_rootid[1])
+        kd = self._kin_data = mujoco.MjData(self.model)
+        root = int(self.model.body_rootid[1])
+        self._kin_views = (kd.qpos, kd.qvel, kd.xpos[1:nb + 1], kd.xmat[1:nb + 1], kd.cvel[1:nb + 1],
+                           kd.subtree_com[root])
         self._kin_out = (np.zeros((n, nb, 3)), np.zeros((n, nb, 9)), np.zeros((n, nb, 6)), np.zeros((n, 3)))
         self._refresh()
 
@@ -119,22 +123,24 @@ class MujocoCPUSimulator(Simulator):
     def _body_kinematics(self, joint, qpos, qvel):
         if self.body_kinematics == "torch":
             return super()._body_kinematics(joint, qpos, qvel)
-        m, d, root = self.model, self._kin_data, self._kin_root
-        nb = self.skeleton.num_bodies
-        q, v = qpos.numpy(), qvel.numpy()
+        m, d = self.model, self._kin_data
+        d_qpos, d_qvel, d_xpos, d_xmat, d_cvel, d_com = self._kin_views
+        kinematics, com_pos, com_vel = mujoco.mj_kinematics, mujoco.mj_comPos, mujoco.mj_comVel
+        q, v = qpos.cpu().numpy(), qvel.cpu().numpy()      # no copy on a CPU device
         k = len(q)
         xpos, xmat, cvel, com = (a[:k] for a in self._kin_out)
         for i in range(k):
-            d.qpos[:] = q[i]
-            d.qvel[:] = v[i]
-            mujoco.mj_kinematics(m, d)
-            mujoco.mj_comPos(m, d)
-            mujoco.mj_comVel(m, d)
-            xpos[i] = d.xpos[1:nb + 1]
-            xmat[i] = d.xmat[1:nb + 1]
-            cvel[i] = d.cvel[1:nb + 1]
-            com[i] = d.subtree_com[root]
-        return body_kinematics_from_engine(*(torch.from_numpy(a) for a in (xpos, xmat, cvel, com)))
+            d_qpos[:] = q[i]
+            d_qvel[:] = v[i]
+            kinematics(m, d)
+            com_pos(m, d)
+            com_vel(m, d)
+            xpos[i] = d_xpos
+            xmat[i] = d_xmat
+            cvel[i] = d_cvel
+            com[i] = d_com
+        kin = body_kinematics_from_engine(*(torch.from_numpy(a) for a in (xpos, xmat, cvel, com)))
+        return tuple(x.to(qpos.device) for x in kin)
 
     def _diverged(self):
         return torch.from_numpy(self._diverged_np).to(self.device)
