@@ -4,8 +4,9 @@ Both run the same humanoid+ball scene, the same number of worlds and threads and
 physics substeps per control step, from the same standing start with PD targets held.
 "raw" calls ``Rollout.rollout`` on preallocated numpy buffers for one control step
 (``substeps`` physics steps) per call -- exactly the physics work of one engine step; the
-engine additionally moves state into torch, runs the NaN guard and the batched forward
-kinematics of all 53 bodies and averages contact sensors. The skill-env row adds what
+engine additionally moves state into torch, runs the NaN guard, computes the poses and
+velocities of all 53 bodies and averages contact sensors; it runs twice, with the bodies
+from MuJoCo's own kinematics (the default) and from the shared torch FK. The skill-env row adds what
 training pays per step on top: reference lookup, observations, reward and resets
 (``--motion``, default BallPlay-M layup); ``env / raw ratio`` compares it with raw rollout. A second raw figure rolls
 ``--horizon`` control steps in one call (no per-step Python at all) for reference.
@@ -48,9 +49,9 @@ def standing_state(n: int) -> JointState:
 
 
 class EngineRunner:
-    def __init__(self, n: int, threads: int):
+    def __init__(self, n: int, threads: int, body_kinematics: str = "mujoco"):
         self.n = n
-        self.sim = MujocoCPUSimulator(n, num_threads=threads)
+        self.sim = MujocoCPUSimulator(n, num_threads=threads, body_kinematics=body_kinematics)
         self.sim.set_state(None, standing_state(n))
         self.targets = torch.zeros(n, 156)
 
@@ -121,6 +122,7 @@ def main() -> None:
     threads = args.threads or min(os.cpu_count() or 1, args.worlds)
     runners = {
         "skillmimic MujocoCPUSimulator": EngineRunner(args.worlds, threads),
+        "  same, bodies from the torch FK": EngineRunner(args.worlds, threads, "torch"),
         "skillmimic SkillEnv.step": EnvRunner(args.worlds, threads, Path(args.motion)),
         "raw mujoco.rollout (1 step/call)": RawRunner(args.worlds, threads, 1),
         f"raw mujoco.rollout ({args.horizon} steps/call)": RawRunner(args.worlds, threads, args.horizon),
@@ -139,8 +141,8 @@ def main() -> None:
     print(f"{'runner':<40}{'env-steps/s':>14}{'physics-steps/s':>18}")
     for name in names:
         print(f"{name:<40}{med[name]:>14.0f}{med[name] * sub:>18.0f}")
-    engine, env, raw, raw_long = (med[k] for k in names)
-    print(f"ratio engine / raw (1 step/call): {engine / raw:.3f}")
+    engine, engine_fk, env, raw, raw_long = (med[k] for k in names)
+    print(f"ratio engine / raw (1 step/call): {engine / raw:.3f} (bodies from the torch FK: {engine_fk / raw:.3f})")
     print(f"ratio engine / raw ({args.horizon} steps/call): {engine / raw_long:.3f}")
     print(f"env / engine ratio: {env / engine:.3f}")
     print(f"env / raw ratio: {env / raw:.3f}")

@@ -3,8 +3,9 @@
 Why one interface: environments, resets, rewards and the viewer talk to N worlds of the
 humanoid+object scene through torch tensors on one device, and do not care whether MuJoCo C
 (CPU threads) or MuJoCo Warp (CUDA) steps them. Backends only move joint-space state
-(qpos/qvel) and contact sensor data in and out; body kinematics come from the shared
-torch forward kinematics, so both engines report bodies identically.
+(qpos/qvel) and contact sensor data in and out; body poses and velocities come from the
+shared torch forward kinematics or from the engine's own kinematics (``body_kinematics``),
+in the same frames and conventions.
 
 Frames: world z-up; quaternions wxyz; angular velocities in the world frame (MuJoCo's free
 joint stores them in the local frame -- converted here, once); body linear velocities are
@@ -322,7 +323,7 @@ class Simulator(ABC):
 
     def _body_kinematics(self, joint: JointState, qpos: torch.Tensor, qvel: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(pos, rot, lin_vel, ang_vel) of every humanoid body: the shared torch forward
-        kinematics, so that every engine reports bodies identically. A backend that already
+        kinematics (also what the motion library reports for the reference). A backend that already
         has them for the current state, or computes them faster from the engine's own
         ``qpos``/``qvel`` rows (engine precision, after the NaN guard), may return its own
         (same frames and conventions)."""
@@ -375,15 +376,16 @@ class Simulator(ABC):
 
 def body_kinematics_from_engine(xpos: torch.Tensor, xmat: torch.Tensor, cvel: torch.Tensor,
                                 subtree_com: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(pos, rot, lin_vel, ang_vel) float32 of the humanoid bodies from an engine's own
-    kinematics: ``xpos`` (N, nb, 3), ``xmat`` (N, nb, 9), ``cvel`` (N, nb, 6) and the
-    humanoid tree's ``subtree_com`` (N, 3). MuJoCo's ``cvel`` is [angular; linear] with the
-    linear part the velocity of the point at the tree's centre of mass; the bodies report the
-    velocity of their origins, v = v_com + w x (x_body - c), computed in the engine's precision."""
+    """(pos, rot, lin_vel, ang_vel), new float32 tensors, of the humanoid bodies from an
+    engine's own kinematics (MuJoCo C or Warp): ``xpos`` (N, nb, 3), ``xmat`` (N, nb, 9 or
+    3x3), ``cvel`` (N, nb, 6) and the humanoid tree's ``subtree_com`` (N, 3). MuJoCo's
+    ``cvel`` is [angular; linear] with the linear part the velocity of the point at the tree's
+    centre of mass; the bodies report their origins' velocity, v = v_com + w x (x_body - c),
+    computed in the engine's precision."""
     omega, v_com = cvel[..., :3], cvel[..., 3:]
     lin = v_com + torch.cross(omega, xpos - subtree_com[:, None], dim=-1)
-    f32 = torch.float32
-    return (xpos.to(f32), xmat.reshape(*xmat.shape[:-1], 3, 3).to(f32), lin.to(f32), omega.to(f32))
+    rot = xmat.reshape(*xpos.shape[:-1], 3, 3)
+    return tuple(x.to(torch.float32, copy=True) for x in (xpos, rot, lin, omega))
 
 
 def state_slices(model: mujoco.MjModel, spec: int = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)) -> dict[str, slice]:

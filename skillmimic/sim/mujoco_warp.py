@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import warp as wp
 
-from .base import Simulator
+from .base import Simulator, body_kinematics_from_engine
 
 log = logging.getLogger(__name__)
 
@@ -350,12 +350,7 @@ class MujocoWarpSimulator(Simulator):
         if self._kin_stale:                   # teleported since the last step: bring them up to date
             self._on_engine_stream(self._kinematics)
         self._kin_stale = False
-        pos = self._xpos.clone()
-        omega, v_com = self._cvel[..., :3], self._cvel[..., 3:]
-        # cvel's linear part is the velocity of the point at the subtree's centre of mass;
-        # move it to the body frame origin: v = v_com + w x (x_body - c)
-        lin = v_com + torch.cross(omega, pos - self._subtree_com[:, self._kin_root, None], dim=-1)
-        out = (pos, self._xmat.clone(), lin, omega.clone())
+        out = body_kinematics_from_engine(self._xpos, self._xmat, self._cvel, self._subtree_com[:, self._kin_root])
         return tuple(torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) for x in out)
 
     def _torch_stream(self) -> wp.Stream:
