@@ -1,10 +1,11 @@
 """Batched forward kinematics of the humanoid in torch (CPU or CUDA).
 
-Why our own FK: the motion library must produce reference body positions that agree
-exactly with what the simulator will report for the same joint angles (so a perfect
-imitation scores reward 1), and both engines hand back joint-space state; one
-vectorised FK over (worlds x bodies), computed level by level of the tree, serves both
-and runs on the device where the tensors already live.
+Why our own FK: the motion library must produce reference body positions that agree with
+what the simulator will report for the same joint angles (so a perfect imitation scores
+reward 1) from joint-space clips, batched on the device where the tensors already live; one
+vectorised FK over (frames or worlds x bodies), computed level by level of the tree. The
+simulators can report bodies from it too (``sim.body_kinematics=torch``; the default on
+MuJoCo Warp) or from their engine's own kinematics, which agree to float32 rounding.
 
 Conventions: root quaternion wxyz, hinge angles in DOF order (joint-major, then the joint's
 three hinges in its hinge order, ``Skeleton.hinge_orders``),

@@ -43,7 +43,8 @@ class ReferenceFrame:
     """Reference at a batch of (clip, time) pairs; all tensors have N rows.
 
     ``state`` is what a simulator is reset to; body quantities are the forward kinematics
-    of that state (so a simulator set to ``state`` reports exactly these at integer times).
+    of that state (a simulator set to ``state`` reports these at integer times: exactly with
+    ``sim.body_kinematics=torch``, to float32 rounding with the engine's own kinematics).
     """
 
     state: JointState
