@@ -11,6 +11,12 @@ training pays per step on top: reference lookup, observations, reward and resets
 (``--motion``, default BallPlay-M layup); ``env / raw ratio`` compares it with raw rollout. A second raw figure rolls
 ``--horizon`` control steps in one call (no per-step Python at all) for reference.
 
+MuJoCo's cost per step depends on the state (a humanoid lying on the floor has many more
+contacts than one standing), and the raw runners start standing and then fall, while the
+skill env keeps resetting to reference poses. So one more raw row replays, with plain
+``rollout`` calls, exactly the states and controls the skill env stepped (recorded from it
+beforehand): ``env / raw ratio (same states)`` compares the same physics work.
+
     python benchmarks/engine_throughput.py --worlds 64
 """
 
@@ -82,6 +88,41 @@ class EnvRunner:
         return self.n * steps / (time.perf_counter() - t0)
 
 
+class ReplayRawRunner:
+    """Plain ``Rollout.rollout`` (one control step per call) from the very states, with the
+    very controls, that the skill env stepped: recorded from ``env`` for ``steps`` steps."""
+
+    def __init__(self, env_runner: EnvRunner, steps: int):
+        sim = env_runner.env.sim
+        self.states, self.ctrls = [], []
+        advance = sim._advance
+
+        def record():
+            self.states.append(sim._state.copy())
+            self.ctrls.append(sim._ctrl.copy())
+            advance()
+
+        sim._advance = record
+        try:
+            env_runner.run(steps)
+        finally:
+            del sim._advance                       # the bound method again
+        self.model, self.sub, self.n, self.spec = sim.model, sim.substeps, env_runner.n, sim._control_spec
+        self.datas = [mujoco.MjData(self.model) for _ in range(max(1, sim.num_threads))]
+        self.models = [self.model] * self.n
+        self.out = np.zeros_like(sim._traj)
+        self.sens = np.zeros_like(sim._sens_traj)
+        self.pool = rollout.Rollout(nthread=sim.num_threads if sim.num_threads > 1 else 0)
+
+    def run(self, steps: int) -> float:
+        t0 = time.perf_counter()
+        for k in range(steps):
+            i = k % len(self.states)
+            self.pool.rollout(self.models, self.datas, self.states[i], self.ctrls[i], control_spec=self.spec,
+                              skip_checks=True, nstep=self.sub, state=self.out, sensordata=self.sens)
+        return self.n * steps / (time.perf_counter() - t0)
+
+
 class RawRunner:
     """Plain ``Rollout.rollout`` on preallocated buffers, ``chunk`` control steps per call."""
 
@@ -120,12 +161,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     threads = args.threads or min(os.cpu_count() or 1, args.worlds)
+    env_runner = EnvRunner(args.worlds, threads, Path(args.motion))
+    replay = ReplayRawRunner(env_runner, max(args.steps, args.horizon))
     runners = {
         "skillmimic MujocoCPUSimulator": EngineRunner(args.worlds, threads),
         "  same, bodies from the torch FK": EngineRunner(args.worlds, threads, "torch"),
-        "skillmimic SkillEnv.step": EnvRunner(args.worlds, threads, Path(args.motion)),
+        "skillmimic SkillEnv.step": env_runner,
         "raw mujoco.rollout (1 step/call)": RawRunner(args.worlds, threads, 1),
         f"raw mujoco.rollout ({args.horizon} steps/call)": RawRunner(args.worlds, threads, args.horizon),
+        "raw mujoco.rollout, skill env's states": replay,
     }
     rates = {name: [] for name in runners}
     for r in runners.values():
@@ -141,11 +185,12 @@ def main() -> None:
     print(f"{'runner':<40}{'env-steps/s':>14}{'physics-steps/s':>18}")
     for name in names:
         print(f"{name:<40}{med[name]:>14.0f}{med[name] * sub:>18.0f}")
-    engine, engine_fk, env, raw, raw_long = (med[k] for k in names)
+    engine, engine_fk, env, raw, raw_long, raw_same = (med[k] for k in names)
     print(f"ratio engine / raw (1 step/call): {engine / raw:.3f} (bodies from the torch FK: {engine_fk / raw:.3f})")
     print(f"ratio engine / raw ({args.horizon} steps/call): {engine / raw_long:.3f}")
     print(f"env / engine ratio: {env / engine:.3f}")
     print(f"env / raw ratio: {env / raw:.3f}")
+    print(f"env / raw ratio (same states): {env / raw_same:.3f}")
     print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

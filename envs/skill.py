@@ -258,7 +258,8 @@ class SkillEnv(EpisodeEnv):
         sim_side = RewardInputs(j.root_pos, j.root_quat, j.dof_pos, j.dof_vel,
                                 state.body_pos[:, self._key_bodies], j.obj_pos)
         r = ref.state
-        ref_side = RewardInputs(r.root_pos, r.root_quat, r.dof_pos, r.dof_vel, ref.key_body_pos, r.obj_pos)
+        ref_side = RewardInputs(r.root_pos, r.root_quat, r.dof_pos, r.dof_vel, ref.key_body_pos, r.obj_pos,
+                                ref.root_expmap)
         ref_side = RewardInputs(*(t.to(self.device) for t in vars(ref_side).values()))
         terms = interaction_reward(sim_side, ref_side, self.prev_dof_vel,
                                    state.contact_forces[:, self._contact_bodies], state.obj_contact_force,

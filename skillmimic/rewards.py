@@ -49,6 +49,11 @@ class RewardInputs:
     dof_vel: torch.Tensor       # (N, 156)
     key_pos: torch.Tensor       # (N, 17, 3)
     obj_pos: torch.Tensor      # (N, 3)
+    root_expmap: torch.Tensor | None = None   # (N, 3) exp-map of root_quat when known (the library keeps the reference's)
+
+
+def _root_expmap(side: RewardInputs) -> torch.Tensor:
+    return quat_to_expmap(side.root_quat) if side.root_expmap is None else side.root_expmap
 
 
 def interaction_reward(
@@ -64,8 +69,8 @@ def interaction_reward(
     k_sim = torch.cat([sim.root_pos[:, None], sim.key_pos], 1)
     k_ref = torch.cat([ref.root_pos[:, None], ref.key_pos], 1)
     e_p = (k_ref - k_sim).pow(2).flatten(1).mean(-1)
-    rot_sim = torch.cat([quat_to_expmap(sim.root_quat), sim.dof_pos], -1)
-    rot_ref = torch.cat([quat_to_expmap(ref.root_quat), ref.dof_pos], -1)
+    rot_sim = torch.cat([_root_expmap(sim), sim.dof_pos], -1)
+    rot_ref = torch.cat([_root_expmap(ref), ref.dof_pos], -1)
     e_r = wrap_angle(rot_ref - rot_sim).pow(2).mean(-1)
     # Penalises jerky DOF velocity changes where the reference is (almost exactly) still.
     e_s = ((sim.dof_vel - prev_dof_vel).pow(2) / ((ref.dof_vel.pow(2) + 1e-12) * 1e12)).mean(-1)

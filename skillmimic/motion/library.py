@@ -12,7 +12,7 @@ frame exactly; fractional times interpolate between the floor and ceil frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -20,7 +20,7 @@ import torch
 
 from ..assets.skeleton import SKELETON_BALLPLAY, Skeleton
 from ..kinematics import ForwardKinematics
-from ..rotations import matrix_to_quat, quat_slerp
+from ..rotations import matrix_to_quat, quat_slerp, quat_to_expmap
 from ..state import JointState
 from . import columns as C
 from .io import PathLike, clip_label, find_clips, load_clip, skill_name, warn_duplicate_clips
@@ -38,6 +38,23 @@ _STATE_FIELDS = tuple(f.name for f in fields(JointState))
 _FK_CHUNK = 8192
 
 
+_BODY_FIELDS = ("body_pos", "body_quat", "body_lin_vel", "body_ang_vel")
+
+
+class _RowsOnRead(dict):
+    """The per-body fields of exact frames, gathered from the library when first read: the
+    env reads a reference every step and only ever uses its key bodies and joint state, so
+    gathering 53 bodies x 13 numbers per env there was wasted work."""
+
+    def __init__(self, library: "MotionLibrary", rows: torch.Tensor):
+        super().__init__()
+        self._library, self._rows = library, rows
+
+    def __missing__(self, name: str) -> torch.Tensor:
+        value = self[name] = getattr(self._library, name)[self._rows]
+        return value
+
+
 @dataclass
 class ReferenceFrame:
     """Reference at a batch of (clip, time) pairs; all tensors have N rows.
@@ -45,19 +62,24 @@ class ReferenceFrame:
     ``state`` is what a simulator is reset to; body quantities are the forward kinematics
     of that state (a simulator set to ``state`` reports these at integer times: exactly with
     ``sim.body_kinematics=torch``, to float32 rounding with the engine's own kinematics).
+    ``body_pos``, ``body_quat``, ``body_lin_vel`` and ``body_ang_vel`` ((N, 53, 3 or 4), world
+    frame, quaternions wxyz) are read-only properties, gathered on first read.
     """
 
     state: JointState
-    body_pos: torch.Tensor       # (N, 53, 3)
-    body_quat: torch.Tensor      # (N, 53, 4) wxyz
-    body_lin_vel: torch.Tensor   # (N, 53, 3) world
-    body_ang_vel: torch.Tensor   # (N, 53, 3) world
     key_body_pos: torch.Tensor   # (N, 17, 3)
+    root_expmap: torch.Tensor    # (N, 3) root rotation as an exp-map (the reward's root term)
     contact: torch.Tensor        # (N,) hand-object contact flag {0, 1}
     valid: torch.Tensor          # (N,) bool: False if the frame (or an interpolated neighbour) is missing
     clip_ids: torch.Tensor       # (N,) long
     times: torch.Tensor          # (N,) frame index actually used (after clamping)
     labels: torch.Tensor         # (N,) long skill label of the clip
+    bodies: dict = field(repr=False, default_factory=dict)   # body field name -> tensor (or gathered on read)
+
+    body_pos = property(lambda self: self.bodies["body_pos"])
+    body_quat = property(lambda self: self.bodies["body_quat"])
+    body_lin_vel = property(lambda self: self.bodies["body_lin_vel"])
+    body_ang_vel = property(lambda self: self.bodies["body_ang_vel"])
 
     @property
     def num_frames(self) -> int:
@@ -102,6 +124,9 @@ class MotionLibrary:
         self.clip_fps = torch.full((len(refs),), float(fps), dtype=dtype, device=self.device)
         self.clip_weights = self.default_clip_weights()
         self.key_body_ids = torch.tensor(skeleton.key_body_ids, device=self.device)
+        # per frame, for the per-step lookup: the key bodies and the root exp-map (reward)
+        self._key_body_pos = self.body_pos[:, self.key_body_ids].contiguous()
+        self.root_expmap = quat_to_expmap(self.root_quat)
 
     @staticmethod
     def _body_kinematics(forward_kinematics: ForwardKinematics, flat: dict, refs: Sequence[ClipReference]) -> dict:
@@ -143,7 +168,7 @@ class MotionLibrary:
     @property
     def key_body_pos(self) -> torch.Tensor:
         """(num_frames, 17, 3) key-body positions of every frame (from FK)."""
-        return self.body_pos[:, self.key_body_ids]
+        return self._key_body_pos
 
     def __len__(self) -> int:
         return self.num_clips
@@ -221,8 +246,9 @@ class MotionLibrary:
         T = self.clip_lengths[clip_ids]
         frames = torch.minimum(frames.long().clamp_min(0), T - 1)
         idx = self.clip_starts[clip_ids] + frames
-        values = {name: getattr(self, name)[idx] for name in _LINEAR + _SLERP}
-        return self._frame(values, self.contact[idx], self.valid[idx], clip_ids, frames.to(self.dtype))
+        values = {name: getattr(self, name)[idx] for name in _STATE_FIELDS}
+        return self._frame(values, self._key_body_pos[idx], self.root_expmap[idx], _RowsOnRead(self, idx),
+                           self.contact[idx], self.valid[idx], clip_ids, frames.to(self.dtype))
 
     def get_frame(self, clip_ids: torch.Tensor, times: torch.Tensor | float) -> ReferenceFrame:
         """Reference at float frame indices, clamped to [0, T-1].
@@ -254,7 +280,9 @@ class MotionLibrary:
             values[name] = quat_slerp(a, b, w.reshape(-1, *([1] * (a.dim() - 2))).expand(a.shape[:-1]))
         nearest = torch.where(w64 >= 0.5, i1, i0)
         valid = self.valid[i0] & ((w64 == 0) | self.valid[i1])
-        return self._frame(values, self.contact[nearest], valid, clip_ids, t.to(self.dtype))
+        bodies = {name: values.pop(name) for name in _BODY_FIELDS}
+        return self._frame(values, bodies["body_pos"][:, self.key_body_ids], quat_to_expmap(values["root_quat"]),
+                           bodies, self.contact[nearest], valid, clip_ids, t.to(self.dtype))
 
     def clip_frames(self, clip_id: int) -> ReferenceFrame:
         """Every frame of one clip, in order."""
@@ -279,10 +307,8 @@ class MotionLibrary:
                              f"[{int(clip_ids.min())}, {int(clip_ids.max())}]")
         return clip_ids, times
 
-    def _frame(self, v: dict, contact, valid, clip_ids, times) -> ReferenceFrame:
+    def _frame(self, v: dict, key_body_pos, root_expmap, bodies, contact, valid, clip_ids, times) -> ReferenceFrame:
         state = JointState(**{name: v[name] for name in _STATE_FIELDS})
         return ReferenceFrame(
-            state=state, body_pos=v["body_pos"], body_quat=v["body_quat"],
-            body_lin_vel=v["body_lin_vel"], body_ang_vel=v["body_ang_vel"],
-            key_body_pos=v["body_pos"][:, self.key_body_ids], contact=contact, valid=valid,
-            clip_ids=clip_ids, times=times, labels=self.clip_labels[clip_ids])
+            state=state, key_body_pos=key_body_pos, root_expmap=root_expmap, contact=contact, valid=valid,
+            clip_ids=clip_ids, times=times, labels=self.clip_labels[clip_ids], bodies=bodies)
