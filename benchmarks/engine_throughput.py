@@ -14,8 +14,8 @@ training pays per step on top: reference lookup, observations, reward and resets
 MuJoCo's cost per step depends on the state (a humanoid lying on the floor has many more
 contacts than one standing), and the raw runners start standing and then fall, while the
 skill env keeps resetting to reference poses. So one more raw row replays, with plain
-``rollout`` calls, exactly the states and controls the skill env stepped (recorded from it
-beforehand): ``env / raw ratio (same states)`` compares the same physics work.
+``rollout`` calls, exactly the states and controls the skill env stepped in the same round
+(recorded while it ran): ``env / raw ratio (same states)`` compares the same physics work.
 
     python benchmarks/engine_throughput.py --worlds 64
 """
@@ -90,23 +90,20 @@ class EnvRunner:
 
 class ReplayRawRunner:
     """Plain ``Rollout.rollout`` (one control step per call) from the very states, with the
-    very controls, that the skill env stepped: recorded from ``env`` for ``steps`` steps."""
+    very controls, that the skill env stepped in its latest round (recorded by ``env_runner``),
+    on the same thread count: the physics work of that round without anything else."""
 
-    def __init__(self, env_runner: EnvRunner, steps: int):
+    def __init__(self, env_runner: EnvRunner):
         sim = env_runner.env.sim
-        self.states, self.ctrls = [], []
+        self.env_runner = env_runner
+        env_runner.recorded = []
         advance = sim._advance
 
         def record():
-            self.states.append(sim._state.copy())
-            self.ctrls.append(sim._ctrl.copy())
+            env_runner.recorded.append((sim._state.copy(), sim._ctrl.copy()))
             advance()
 
         sim._advance = record
-        try:
-            env_runner.run(steps)
-        finally:
-            del sim._advance                       # the bound method again
         self.model, self.sub, self.n, self.spec = sim.model, sim.substeps, env_runner.n, sim._control_spec
         self.datas = [mujoco.MjData(self.model) for _ in range(max(1, sim.num_threads))]
         self.models = [self.model] * self.n
@@ -115,12 +112,14 @@ class ReplayRawRunner:
         self.pool = rollout.Rollout(nthread=sim.num_threads if sim.num_threads > 1 else 0)
 
     def run(self, steps: int) -> float:
+        calls = self.env_runner.recorded[-steps:]
         t0 = time.perf_counter()
-        for k in range(steps):
-            i = k % len(self.states)
-            self.pool.rollout(self.models, self.datas, self.states[i], self.ctrls[i], control_spec=self.spec,
+        for state, ctrl in calls:
+            self.pool.rollout(self.models, self.datas, state, ctrl, control_spec=self.spec,
                               skip_checks=True, nstep=self.sub, state=self.out, sensordata=self.sens)
-        return self.n * steps / (time.perf_counter() - t0)
+        rate = self.n * len(calls) / (time.perf_counter() - t0)
+        self.env_runner.recorded.clear()
+        return rate
 
 
 class RawRunner:
@@ -162,14 +161,13 @@ def main() -> None:
     torch.set_num_threads(1)
     threads = args.threads or min(os.cpu_count() or 1, args.worlds)
     env_runner = EnvRunner(args.worlds, threads, Path(args.motion))
-    replay = ReplayRawRunner(env_runner, max(args.steps, args.horizon))
     runners = {
         "skillmimic MujocoCPUSimulator": EngineRunner(args.worlds, threads),
         "  same, bodies from the torch FK": EngineRunner(args.worlds, threads, "torch"),
         "skillmimic SkillEnv.step": env_runner,
         "raw mujoco.rollout (1 step/call)": RawRunner(args.worlds, threads, 1),
         f"raw mujoco.rollout ({args.horizon} steps/call)": RawRunner(args.worlds, threads, args.horizon),
-        "raw mujoco.rollout, skill env's states": replay,
+        "raw mujoco.rollout, skill env's states": ReplayRawRunner(env_runner),  # after the env: its latest round
     }
     rates = {name: [] for name in runners}
     for r in runners.values():
