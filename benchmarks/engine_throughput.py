@@ -189,7 +189,23 @@ def main() -> None:
     print(f"env / engine ratio: {env / engine:.3f}")
     print(f"env / raw ratio: {env / raw:.3f}")
     print(f"env / raw ratio (same states): {env / raw_same:.3f}")
+    for name in names[:2]:
+        print(f"body kinematics per call, {args.worlds} worlds ({name.strip()}): "
+              f"{kinematics_ms(runners[name].sim):.2f} ms")
     print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+def kinematics_ms(sim: MujocoCPUSimulator, calls: int = 100) -> float:
+    """Milliseconds per call of the simulator's body kinematics for all its worlds (the
+    current state), whichever ``body_kinematics`` it was built with."""
+    qpos, qvel = sim._state_t[:, sim._qpos].clone(), sim._state_t[:, sim._qvel].clone()
+    joint = sim.state.joint
+    for _ in range(5):
+        sim._body_kinematics(joint, qpos, qvel)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        sim._body_kinematics(joint, qpos, qvel)
+    return (time.perf_counter() - t0) / calls * 1e3
 
 
 if __name__ == "__main__":
