@@ -7,6 +7,9 @@ what a user trains on exactly as it was. Two runs are fingerprinted with a fixed
   BallPlay clips (a layup clip with id resets and with masked resets; a V2 get-up clip, whose
   label puts the ball aside and disables early termination). Every observation, reward and
   done flag goes into one SHA-256, and per-step float64 sums are kept beside it;
+* **v2**: the skill env with every V2 mechanism on (STF and STG switching at 0.3, ATS,
+  the history encoder with seeded untrained weights), 16 envs, 8-step episodes, 60 steps on the
+  BallPlay-M layup clips plus the get-up clip, on the id and the masked reset path;
 * **train**: 3 PPO epochs on the embedded demo clips (the smoke settings of
   ``tests/test_train.py``, one torch thread): per-epoch reward, KL and the actor, critic and
   bounds losses from tensorboard, plus a SHA-256 of the final network weights.
@@ -41,6 +44,8 @@ DEMO = REPO / "data" / "motions" / "demo"
 
 ENV_SCENARIOS = {"layup_ids": (LAYUP, False), "layup_masked": (LAYUP, True), "getup_ids": (GETUP, False)}
 ENV_STEPS = 200
+V2_SCENARIOS = {"v2_ids": False, "v2_masked": True}
+V2_STEPS = 60
 LOSS_TAGS = ("losses/a_loss", "losses/c_loss", "losses/bounds_loss", "info/kl")
 
 
@@ -89,6 +94,54 @@ def env_fingerprint(clip: Path, masked: bool) -> dict:
     return {"sha256": digest.hexdigest(), "obs_sums": sums, "reward_sums": rewards, "dones": dones}
 
 
+def _v2_parts():
+    """The library, STG graph and a frozen history encoder (seeded, untrained) of the V2 runs."""
+    import dataclasses
+
+    from skillmimic.augment import history as H
+    from skillmimic.augment.stg import build_graph
+    from skillmimic.motion import MotionLibrary
+
+    motion = MotionLibrary([LAYUP.parent, GETUP])
+    graph = build_graph(motion, clip_names=[Path(f).name for f in motion.files])
+    torch.manual_seed(0)
+    cfg = H.EncoderConfig()
+    data = H.HistoryData(motion, cfg.history_length)
+    encoder = H.FrozenHistoryEncoder({"format": H.FORMAT, "config": dataclasses.asdict(cfg),
+                                      "encoder": H.StatePredictor(cfg).encoder.state_dict(),
+                                      "feature_mean": data.mean, "feature_std": data.std})
+    return motion, graph, encoder
+
+
+def v2_fingerprint(parts, masked: bool) -> dict:
+    from envs import SkillEnv, SkillEnvConfig
+    from skillmimic.augment.env_hook import V2Augment, V2Config
+    from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator
+
+    motion, graph, encoder = parts
+    v2 = V2Config(state_switch_prob=0.3, graph_file="given", state_init_random_prob=0.3, reweight=True,
+                  reweight_interval=7)
+    n = 16
+    env = SkillEnv(SkillEnvConfig(num_envs=n, seed=3, masked_resets=masked, episode_length=8), motion,
+                   MujocoCPUSimulator(n), augment=V2Augment(v2, graph=graph, encoder=encoder))
+    gen = torch.Generator().manual_seed(1)
+    digest = hashlib.sha256()
+    sums, rewards = [], []
+    try:
+        obs = env.reset()
+        digest.update(obs.numpy().tobytes())
+        for _ in range(V2_STEPS):
+            obs, reward, done, _ = env.step(0.3 * torch.randn(n, env.num_actions, generator=gen))
+            for t in (obs, reward, done):
+                digest.update(t.numpy().tobytes())
+            sums.append(float(obs.double().sum()))
+            rewards.append(float(reward.double().sum()))
+        counts = {k: int(v) for k, v in env.augment.counts.items()}
+    finally:
+        env.close()
+    return {"sha256": digest.hexdigest(), "obs_sums": sums, "reward_sums": rewards, "counts": counts}
+
+
 def train_fingerprint(out: Path) -> dict:
     from hydra import compose, initialize_config_dir
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -121,8 +174,10 @@ def train_fingerprint(out: Path) -> dict:
 
 
 def fingerprint(out: Path) -> dict:
+    parts = _v2_parts()
     return {"platform": platform_key(),
             "env": {name: env_fingerprint(clip, masked) for name, (clip, masked) in ENV_SCENARIOS.items()},
+            "v2": {name: v2_fingerprint(parts, masked) for name, masked in V2_SCENARIOS.items()},
             "train": train_fingerprint(out)}
 
 
@@ -160,6 +215,22 @@ def test_skill_env_steps_are_unchanged(golden, scenario):
     now = env_fingerprint(clip, masked)
     assert now["dones"] > 0, "the fingerprint must cover resets"
     _compare(now, golden["env"][scenario], golden["platform"] == platform_key(), f"env {scenario}")
+
+
+@pytest.fixture(scope="module")
+def v2_parts():
+    return _v2_parts()
+
+
+@pytest.mark.skipif(not (LAYUP.is_file() and GETUP.is_file()), reason="shared BallPlay clips not present")
+@pytest.mark.parametrize("scenario", list(V2_SCENARIOS))
+def test_v2_env_steps_are_unchanged(golden, v2_parts, scenario):
+    now = v2_fingerprint(v2_parts, V2_SCENARIOS[scenario])
+    then = golden["v2"][scenario]
+    assert now["counts"]["stf"] > 0 and now["counts"]["switch"] > 0, "the fingerprint must cover STF and switches"
+    assert now["counts"] == then["counts"], f"v2 {scenario}: resets/STF/switch/ATS counts changed"
+    _compare({k: v for k, v in now.items() if k != "counts"}, {k: v for k, v in then.items() if k != "counts"},
+             golden["platform"] == platform_key(), f"v2 {scenario}")
 
 
 def test_three_training_epochs_are_unchanged(golden, tmp_path):
