@@ -161,3 +161,39 @@ def test_pretraining_stops_once_converged(tiny_clips):
     assert ckpt["train"]["epochs_run"] == 2 and len(ckpt["train"]["losses"]) == 2
     ckpt = H.pretrain(motion, H.PretrainConfig(epochs=3), log=None)                 # improving: runs every epoch
     assert ckpt["train"]["epochs_run"] == 3
+
+
+def test_streaming_embedding_equals_the_full_encoder(checkpoint, motion):
+    """After one push the buffer recomputes only the conv columns next to the window's ends
+    (and whole rows refilled by ``fill``); whatever the sequence of pushes, fills, masked
+    fills and replaced buffers, the embedding must be the full encoder's."""
+    enc = H.FrozenHistoryEncoder.load(checkpoint)
+    assert H._streamable_layers(enc.encoder, enc.cfg.history_length) is not None
+    table = enc.normalize(H.library_history_features(motion))
+    raw = H.library_history_features(motion)
+    n = 6
+    buf = H.HistoryBuffer(enc, n, "cpu")
+    g = torch.Generator().manual_seed(0)
+
+    def starts(k):
+        clips = torch.randint(0, motion.num_clips, (k,), generator=g)
+        return motion.clip_starts[clips], torch.randint(0, 60, (k,), generator=g)
+
+    buf.fill(torch.arange(n), *starts(n), table)
+    shifted = 0
+    for step in range(40):
+        buf.push(raw[torch.randint(0, len(raw), (n,), generator=g)])
+        if step % 4 == 1:
+            buf.fill(torch.tensor([step % n, (step + 3) % n]), *starts(2), table)
+        if step % 13 == 7:
+            buf.fill_where(torch.arange(n) % 2 == 0, *starts(n), table)
+        if step == 20:
+            buf.push(raw[:n])                          # two pushes before one embed
+        if step == 25:
+            buf.embed()
+            buf.buf = buf.buf.roll(1, 0)               # replaced between an embed and the next push
+        if step == 30:
+            buf.buf = buf.buf.flip(0).clone()          # a buffer replaced from outside, after the push
+        shifted += buf._acts is not None and buf._pushes == 1
+        torch.testing.assert_close(buf.embed(), enc(buf.buf), atol=1e-6, rtol=1e-5, msg=f"step {step}")
+    assert shifted > 25, "the streaming path must be the one exercised"

@@ -299,12 +299,27 @@ class HistoryBuffer:
     """Per-env FIFO of the last H (normalised) frame features, and its embedding.
 
     ``fill`` at reset puts reference frames [t0-H, t0) of the env's clip in (zeros before
-    the clip start); ``push`` appends one frame per env after each control step."""
+    the clip start); ``push`` appends one frame per env after each control step.
+
+    Why the embedding streams: the encoder's convolutions ("same" padding, stride 1) would
+    otherwise run over all H frames of every env each step although one frame entered the
+    window. After a single ``push``, each layer's outputs are the previous ones shifted by one
+    frame, except for the few columns next to the window's ends (the new frame, and the
+    zero padding that now borders another frame): only those are recomputed (15 of 3 x 60
+    for the default encoder), and rows refilled by ``fill`` are recomputed whole. Anything
+    else (``fill_where``, several pushes, a replaced ``buf``) recomputes everything. The
+    result equals the full encoder's to float rounding (tests/test_v2_history.py)."""
 
     def __init__(self, encoder: FrozenHistoryEncoder, num_envs: int, device):
         self.encoder = encoder.to(device)
         self.H = encoder.cfg.history_length
         self.buf = torch.zeros(num_envs, self.H, encoder.cfg.feature_dim, device=device)
+        self._layers = _streamable_layers(self.encoder.encoder, self.H)
+        self._acts: list[torch.Tensor] | None = None   # each conv layer's outputs for ``_acts_of``
+        self._acts_of: torch.Tensor | None = None       # the buffer tensor they were computed for
+        self._pushed_to: torch.Tensor | None = None     # the buffer tensor the last push made
+        self._pushes = 0
+        self._dirty: list[torch.Tensor] = []
 
     @property
     def embedding_dim(self) -> int:
@@ -314,6 +329,7 @@ class HistoryBuffer:
              library_features: torch.Tensor) -> None:
         """``library_features``: normalised (num_frames, F); ``clip_starts`` flat row of frame 0."""
         self.buf[env_ids] = self._reference_history(clip_starts, frames, library_features)
+        self._dirty.append(torch.as_tensor(env_ids, device=self.buf.device).reshape(-1))
 
     def fill_where(self, mask: torch.Tensor, clip_starts: torch.Tensor, frames: torch.Tensor,
                    library_features: torch.Tensor) -> None:
@@ -321,6 +337,7 @@ class HistoryBuffer:
         ``frames`` per env), by a masked select: no host sync."""
         hist = self._reference_history(clip_starts, frames, library_features)
         self.buf = torch.where(mask.to(self.buf.device)[:, None, None], hist, self.buf)
+        self._acts = None                  # rows unknown without a sync: the next embed redoes all
 
     def _reference_history(self, clip_starts, frames, library_features) -> torch.Tensor:
         t = frames[:, None] - self.H + torch.arange(self.H, device=frames.device)[None]
@@ -328,10 +345,88 @@ class HistoryBuffer:
         return library_features[rows].masked_fill((t < 0)[..., None], 0.0).to(self.buf.device)
 
     def push(self, raw_features: torch.Tensor) -> None:
+        if self.buf is not (self._acts_of if self._pushes == 0 else self._pushed_to):
+            self._acts = None                  # the buffer was replaced from outside
         self.buf = torch.cat([self.buf[:, 1:], self.encoder.normalize(raw_features)[:, None]], 1)
+        self._pushed_to = self.buf
+        self._pushes += 1
 
+    @torch.no_grad()
     def embed(self) -> torch.Tensor:
-        return self.encoder(self.buf)
+        if self._layers is None:
+            return self.encoder(self.buf)
+        acts = self._acts
+        current = self._acts_of if self._pushes == 0 else self._pushed_to
+        if acts is None or self._pushes > 1 or self.buf is not current:
+            acts = _conv_outputs(self._layers, self.buf)
+        else:
+            if self._pushes == 1:
+                acts = _shifted_conv_outputs(self._layers, self.buf, acts)
+            if self._dirty:
+                rows = torch.cat(self._dirty)
+                for a, full in zip(acts, _conv_outputs(self._layers, self.buf[rows])):
+                    a[rows] = full
+        self._acts, self._acts_of, self._pushes, self._dirty = acts, self.buf, 0, []
+        return self.encoder.encoder.out(acts[-1].flatten(1))
+
+
+def _streamable_layers(encoder: HistoryEncoder, H: int):
+    """(conv, activation) pairs of the encoder when every conv is "same"-padded, stride 1,
+    odd kernel, and the window is wide enough to keep an unchanged middle; else None."""
+    mods = list(encoder.convs)
+    pairs = list(zip(mods[0::2], mods[1::2]))
+    if len(mods) % 2 or not all(isinstance(c, nn.Conv1d) for c, _ in pairs):
+        return None
+    edge = 1
+    for conv, _ in pairs:
+        k, p = conv.kernel_size[0], conv.padding[0] if isinstance(conv.padding, tuple) else None
+        if k % 2 == 0 or p != k // 2 or conv.stride[0] != 1 or conv.dilation[0] != 1 or conv.groups != 1:
+            return None
+        edge += 2 * p
+    return pairs if edge < H else None
+
+
+def _conv_outputs(layers, history: torch.Tensor) -> list[torch.Tensor]:
+    """Every conv layer's activated outputs (N, C, H) for ``history`` (N, H, F)."""
+    x, out = history.transpose(1, 2), []
+    for conv, act in layers:
+        x = act(conv(x))
+        out.append(x)
+    return out
+
+
+def _conv_columns(conv: nn.Conv1d, act, x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """Output columns [a, b) of ``act(conv(x))`` with the conv's zero padding."""
+    p, H = conv.padding[0], x.shape[-1]
+    lo, hi = a - p, b + p
+    xs = torch.nn.functional.pad(x[..., max(lo, 0):min(hi, H)], (max(0, -lo), max(0, hi - H)))
+    # as one matrix product over the few windows: a convolution library's set-up for such a
+    # narrow input costs more than the arithmetic
+    windows = xs.unfold(-1, conv.kernel_size[0], 1).transpose(1, 2).flatten(2)      # (N, b - a, C_in * k)
+    y = windows @ conv.weight.flatten(1).T
+    if conv.bias is not None:
+        y = y + conv.bias
+    return act(y.transpose(1, 2))
+
+
+def _shifted_conv_outputs(layers, history: torch.Tensor, previous: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The layers' outputs after one push, from ``previous`` (those before it): shifted by one
+    column, with the columns whose inputs changed recomputed. Layer 1's input changed in its
+    last column (the new frame) and, by the shift, next to its left padding; each layer
+    widens the changed band by its padding on both sides."""
+    x, out = history.transpose(1, 2), []
+    H = x.shape[-1]
+    left, right = 0, 1
+    for (conv, act), old in zip(layers, previous):
+        p = conv.padding[0]
+        left, right = left + p, right + p
+        y = torch.empty_like(old)
+        y[..., :H - 1] = old[..., 1:]
+        y[..., :left] = _conv_columns(conv, act, x, 0, left)
+        y[..., H - right:] = _conv_columns(conv, act, x, H - right, H)
+        out.append(y)
+        x = y
+    return out
 
 
 # --------------------------------------------------------------------------- CLI
