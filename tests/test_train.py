@@ -325,6 +325,20 @@ def test_epoch_budget_is_the_task_s_capped_by_the_motion_s():
         validate(OmegaConf.to_object(compose(["task.max_epochs=0"])))
 
 
+def test_body_kinematics_is_checked_against_the_backend():
+    """``sim.body_kinematics`` takes auto, torch or the backend's own engine (one table,
+    skillmimic.sim.base.BODY_KINEMATICS, for the config and the simulators)."""
+    from omegaconf import OmegaConf
+
+    from skillmimic.rl.config import validate
+
+    validate(OmegaConf.to_object(compose(["sim.body_kinematics=torch"])))
+    for bad in ("warp", "fk"):
+        with pytest.raises(ConfigError, match=f"sim.body_kinematics must be one of auto, mujoco, torch .*'{bad}'"):
+            validate(OmegaConf.to_object(compose([f"sim.body_kinematics={bad}"])))
+    assert OmegaConf.to_object(compose([])).sim.sim_kwargs()["body_kinematics"] == "auto"
+
+
 def test_defaults_are_the_original_ppo_settings_and_yaml_matches_schema():
     from omegaconf import OmegaConf
 

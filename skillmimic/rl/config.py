@@ -182,16 +182,13 @@ class SimConfig:
     backend: str = "mujoco"              # mujoco (C, CPU threads) | mjwarp (MuJoCo Warp, CUDA)
     num_threads: int = 0                 # mujoco only: 0 = one per CPU core (capped at num_envs)
     # body poses/velocities: the shared torch FK ("torch") or the engine's own ("mujoco" for the C
-    # engine, "warp" for MuJoCo Warp); "auto": mujoco on the C engine (faster on CPU, measured by
-    # benchmarks/engine_throughput.py), torch on Warp (gpu_suite.py measures both on CUDA)
+    # engine, "warp" for MuJoCo Warp); "auto": each backend's default (skillmimic.sim.base.BODY_KINEMATICS)
     body_kinematics: str = "auto"
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def sim_kwargs(self) -> Dict[str, Any]:
-        kin = {} if self.body_kinematics == "auto" else {"body_kinematics": self.body_kinematics}
-        if self.backend == "mujoco":
-            return {"num_threads": self.num_threads, **kin}
-        return kin if self.backend == "mjwarp" else {}
+        threads = {"num_threads": self.num_threads} if self.backend == "mujoco" else {}
+        return {**threads, "body_kinematics": self.body_kinematics}
 
 
 @dataclass
@@ -499,6 +496,7 @@ def validate(cfg: Config) -> None:
     if cfg.task.episode_length < 2:
         raise ConfigError(f"task.episode_length must be >= 2, got {cfg.task.episode_length}")
     from skillmimic.sim import available_backends
+    from skillmimic.sim.base import resolve_body_kinematics
 
     if cfg.sim.backend not in available_backends():
         raise ConfigError(f"sim.backend must be one of {available_backends()}, got {cfg.sim.backend!r}")
@@ -510,11 +508,10 @@ def validate(cfg: Config) -> None:
         cfg.sim.scene.object.validate()       # names the key; a mesh file must exist
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    kin_choices = {"mujoco": ("auto", "torch", "mujoco"), "mjwarp": ("auto", "torch", "warp")}.get(
-        cfg.sim.backend, ("auto", "torch"))
-    if cfg.sim.body_kinematics not in kin_choices:
-        raise ConfigError(f"sim.body_kinematics must be one of {', '.join(kin_choices)} with sim.backend="
-                          f"{cfg.sim.backend}, got {cfg.sim.body_kinematics!r}")
+    try:
+        resolve_body_kinematics(cfg.sim.backend, cfg.sim.body_kinematics)
+    except ValueError as exc:
+        raise ConfigError(f"sim.{exc}") from None
     resolve_device(cfg.device)
     if cfg.multi_gpu:
         distributed_rank(cfg.device)   # raises with the fix when not launched by torchrun / without CUDA

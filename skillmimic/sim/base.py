@@ -374,6 +374,24 @@ class Simulator(ABC):
         )
 
 
+#: Each backend's ways of reporting body poses and velocities: the shared torch FK or its
+#: engine's own kinematics. ``"auto"`` means the first: MuJoCo's on the C engine (measured
+#: faster on the CPU, ``benchmarks/engine_throughput.py``), the torch FK on MuJoCo Warp until
+#: the GPU suite (which times both) says otherwise.
+BODY_KINEMATICS = {"mujoco": ("mujoco", "torch"), "mjwarp": ("torch", "warp")}
+
+
+def resolve_body_kinematics(backend: str, value: str) -> str:
+    """``value`` for ``backend`` (``"auto"``: its default), or ValueError naming the choices."""
+    choices = BODY_KINEMATICS[backend]
+    if value == "auto":
+        return choices[0]
+    if value not in choices:
+        raise ValueError(f"body_kinematics must be one of auto, {', '.join(choices)} with the {backend} engine, "
+                         f"got {value!r}")
+    return value
+
+
 def body_kinematics_from_engine(xpos: torch.Tensor, xmat: torch.Tensor, cvel: torch.Tensor,
                                 subtree_com: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """(pos, rot, lin_vel, ang_vel), new float32 tensors, of the humanoid bodies from an
@@ -404,4 +422,5 @@ def state_slices(model: mujoco.MjModel, spec: int = int(mujoco.mjtState.mjSTATE_
     return out
 
 
-__all__ = ["Simulator", "SceneState", "SceneLayout", "body_kinematics_from_engine", "state_slices"]
+__all__ = ["Simulator", "SceneState", "SceneLayout", "BODY_KINEMATICS", "body_kinematics_from_engine",
+           "resolve_body_kinematics", "state_slices"]

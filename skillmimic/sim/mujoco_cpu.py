@@ -22,15 +22,15 @@ import numpy as np
 import torch
 from mujoco import rollout
 
-from .base import Simulator, body_kinematics_from_engine, state_slices
+from .base import Simulator, body_kinematics_from_engine, resolve_body_kinematics, state_slices
 
 
 class MujocoCPUSimulator(Simulator):
     """MuJoCo C on CPU threads. ``num_threads=0`` means one per CPU core (capped at N).
 
-    ``body_kinematics``: ``"mujoco"`` (default) computes body poses and velocities with MuJoCo's
-    own ``mj_kinematics``/``mj_comVel`` in float64, one world after another; ``"torch"`` uses
-    the shared torch FK. Same frames and conventions, equal to float32 rounding; MuJoCo's
+    ``body_kinematics``: ``"mujoco"`` (``"auto"``, the default) computes body poses and velocities
+    with MuJoCo's own ``mj_kinematics``/``mj_comVel`` in float64, one world after another;
+    ``"torch"`` uses the shared torch FK. Same frames and conventions, equal to float32 rounding; MuJoCo's
     is faster on CPU, where the torch FK's ~80 small ops cost more than the arithmetic
     (``benchmarks/engine_throughput.py`` prints both).
     """
@@ -38,10 +38,8 @@ class MujocoCPUSimulator(Simulator):
     backend = "mujoco"
 
     def __init__(self, num_worlds: int, scene=None, device="cpu", num_threads: int = 0, skeleton=None,
-                 body_kinematics: str = "mujoco", **kw):
-        if body_kinematics not in ("mujoco", "torch"):
-            raise ValueError(f"body_kinematics must be 'mujoco' or 'torch', got {body_kinematics!r}")
-        self.body_kinematics = body_kinematics
+                 body_kinematics: str = "auto", **kw):
+        self.body_kinematics = resolve_body_kinematics(self.backend, body_kinematics)
         if skeleton is not None:
             kw["skeleton"] = skeleton
         super().__init__(num_worlds, scene, device, **kw)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import warp as wp
 
-from .base import Simulator, body_kinematics_from_engine
+from .base import Simulator, body_kinematics_from_engine, resolve_body_kinematics
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,8 @@ class MujocoWarpSimulator(Simulator):
         graph: capture the control step as a graph and replay it (default True).
         overflow_check_interval: control steps between host reads of the overflow counters
             (default 1 on CPU, 100 on CUDA; reading :attr:`overflow_count` always checks).
-        body_kinematics: ``"torch"`` (default): body poses and velocities from the shared torch
-            forward kinematics, like the C engine. ``"warp"``: MuJoCo Warp's own kinematics
+        body_kinematics: ``"torch"`` (``"auto"``, the default): body poses and velocities from the
+            shared torch forward kinematics. ``"warp"``: MuJoCo Warp's own kinematics
             (``xpos``/``xmat``/``cvel``), recomputed for the final state of every control step
             inside the recorded graph (and after teleports) -- which is faster depends on the
             device and the world count; ``benchmarks/gpu_suite.py`` measures both.
@@ -178,10 +178,8 @@ class MujocoWarpSimulator(Simulator):
 
     def __init__(self, num_worlds: int, scene=None, device="cpu", nconmax: int | None = None,
                  njmax: int | None = None, graph: bool = True, overflow_check_interval: int | None = None,
-                 body_kinematics: str = "torch", skeleton=None, **kw):
-        if body_kinematics not in ("torch", "warp"):
-            raise ValueError(f"body_kinematics must be 'torch' or 'warp', got {body_kinematics!r}")
-        self.body_kinematics = body_kinematics
+                 body_kinematics: str = "auto", skeleton=None, **kw):
+        self.body_kinematics = resolve_body_kinematics(self.backend, body_kinematics)
         if skeleton is not None:
             kw["skeleton"] = skeleton
         super().__init__(num_worlds, scene, _resolve_device(device), **kw)
