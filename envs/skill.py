@@ -137,8 +137,7 @@ class SkillEnv(EpisodeEnv):
     def epoch_stats(self) -> dict[str, torch.Tensor]:
         """The V2 hook's counters and per-epoch rates (:meth:`~skillmimic.augment.V2Augment.epoch_stats`),
         nothing without one."""
-        stats = getattr(self.augment, "epoch_stats", None)
-        return stats() if stats is not None else {}
+        return self.augment.epoch_stats() if self.augment is not None else {}
 
     # ------------------------------------------------------------------ pieces
     def reference(self, env_ids: torch.Tensor | None = None) -> ReferenceFrame:
