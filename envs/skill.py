@@ -199,14 +199,20 @@ class SkillEnv(EpisodeEnv):
         self.sim.set_state_where(mask, state)
         self.prev_dof_vel = torch.where(mask[:, None], state.dof_vel, self.prev_dof_vel)
 
+    def _segments(self, clips: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(segment length, skill label) of episodes starting at ``frames`` of ``clips``: the rest
+        of the clip, at most ``episode_length`` and at least 2 steps."""
+        remaining = self.motion.clip_lengths.to(self.device)[clips] - frames
+        return (remaining.clamp(max=self.cfg.episode_length).clamp_min(2),
+                self.motion.clip_labels.to(self.device)[clips])
+
     def _start_segment_where(self, mask: torch.Tensor, clips: torch.Tensor, frames: torch.Tensor) -> None:
         """:meth:`_start_segment` of the envs where ``mask`` is set (``clips``, ``frames``: one per env)."""
         clips, frames = clips.to(self.device), frames.to(self.device)
         keep = ~mask
-        remaining = self.motion.clip_lengths.to(self.device)[clips] - frames
-        segment = remaining.clamp(max=self.cfg.episode_length).clamp_min(2)
+        segment, labels = self._segments(clips, frames)
         self.segment_length = torch.where(keep, self.segment_length, segment)
-        self.skill_labels = torch.where(keep, self.skill_labels, self.motion.clip_labels.to(self.device)[clips])
+        self.skill_labels = torch.where(keep, self.skill_labels, labels)
         self.clip_ids = torch.where(keep, self.clip_ids, clips)
         self.start_frames = torch.where(keep, self.start_frames, frames)
         self.progress.masked_fill_(mask, 0)
@@ -216,11 +222,9 @@ class SkillEnv(EpisodeEnv):
         clips, frames = clips.to(self.device), frames.to(self.device)
         self.clip_ids[env_ids] = clips
         self.start_frames[env_ids] = frames
-        remaining = self.motion.clip_lengths.to(self.device)[clips] - frames
-        self.segment_length[env_ids] = remaining.clamp(max=self.cfg.episode_length).clamp_min(2)
+        self.segment_length[env_ids], self.skill_labels[env_ids] = self._segments(clips, frames)
         self.progress[env_ids] = 0
         self.ref_delay[env_ids] = 0
-        self.skill_labels[env_ids] = self.motion.clip_labels.to(self.device)[clips]
 
     @staticmethod
     def _labels_in(clip_labels: torch.Tensor, labels) -> torch.Tensor:
