@@ -78,7 +78,7 @@ def test_malicious_training_checkpoint_is_refused_everywhere(evil, tmp_path):
         evaluate_checkpoint(compose([f"checkpoint={ckpt}", f"out_dir={out}"], "eval"))
     _refused(e.value, ckpt)
     with pytest.raises(CheckpointError) as e:                                     # llc_checkpoint=
-        train(compose(["task=hlc_heading", f"llc_checkpoint={ckpt}", f"output_dir={out}", *FAST]))
+        train(compose(["task=hlc_heading", "motion=demo", f"llc_checkpoint={ckpt}", f"output_dir={out}", *FAST]))
     _refused(e.value, ckpt)
     assert "llc_checkpoint" in str(e.value)
     assert not out.exists()
