@@ -21,7 +21,10 @@ The recorded fingerprint (``tests/data/behaviour_golden.json``) is rewritten onl
 On the platform that recorded it (same torch, MuJoCo, CPU model and torch's CPU instruction
 set) the hashes must match: the behaviour is bit-identical. Elsewhere a different CPU may round
 a SIMD reduction differently, and the difference grows a little within an episode, so there
-only the per-step sums are compared, to a tolerance.
+only the per-step sums are compared, to a tolerance. Under another MuJoCo release the tests
+skip, naming both versions: the engine's own physics changed (measured: MuJoCo 3.17 with torch
+2.4 parts from the recording at step 32 of 200), so the fingerprint cannot tell a regression of
+ours from the engine's change; torch 2.11 with the recorded MuJoCo passes within the tolerance.
 """
 
 from __future__ import annotations
@@ -193,7 +196,29 @@ def _one_thread():
 def golden() -> dict:
     if not GOLDEN.is_file():
         pytest.fail(f"{GOLDEN} is missing; record it with: python tests/test_behaviour_golden.py --write")
-    return json.loads(GOLDEN.read_text())
+    record = json.loads(GOLDEN.read_text())
+    engine = recorded_engine(record["platform"])
+    if engine != _mujoco_version():
+        # Another MuJoCo release changes the contact physics itself: episodes end at other steps
+        # and the sums part after the first fall, so no tolerance tells our regressions from its.
+        pytest.skip(f"fingerprint recorded with MuJoCo {engine}, this is MuJoCo {_mujoco_version()}: "
+                    "re-record it on purpose with: python tests/test_behaviour_golden.py --write")
+    return record
+
+
+def recorded_engine(platform_line: str) -> str:
+    """The MuJoCo version in a recorded platform key (see :func:`platform_key`)."""
+    for part in platform_line.split("|"):
+        name, _, version = part.strip().partition(" ")
+        if name == "mujoco":
+            return version
+    raise ValueError(f"no MuJoCo version in the recorded platform {platform_line!r}")
+
+
+def _mujoco_version() -> str:
+    import mujoco
+
+    return mujoco.__version__
 
 
 def _compare(now: dict, then: dict, exact: bool, what: str) -> None:
