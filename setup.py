@@ -14,11 +14,11 @@ setup(
     packages=find_packages(include=["skillmimic", "skillmimic.*", "envs", "envs.*"]),
     install_requires=[
         "torch>=2.4",
-        "numpy>=1.24",
+        "numpy>=1.26",
         "scipy>=1.10",
-        "mujoco>=3.3.6",
-        "mujoco-warp>=3.3.6",
-        "warp-lang>=1.9",
+        "mujoco>=3.12",
+        "mujoco-warp>=3.13",          # OverflowType.ALL; needs mujoco>=3.12
+        "warp-lang>=1.18",            # with 1.15-1.17 wp.to_torch fails on our CPU arrays (ValueError)
         "rl-games==1.6.5",
         "gymnasium>=1.0",
         "hydra-core>=1.3",
