@@ -5,7 +5,7 @@
 # Why: the minimums in setup.py and the table of tested stacks in the README are what this
 # prints; a stack that is only declared, never run, is a guess.
 #
-#   tools/check_stack.sh PYTHON [PIP_SPEC ...]
+#   tools/check_stack.sh PYTHON [PIP_SPEC ...]      (PYTHON: the new environment's interpreter, a command or a path)
 #   tools/check_stack.sh python3.10 torch==2.4.1 numpy==1.26.4 mujoco==3.12.0 mujoco-warp==3.13.0 warp-lang==1.18.0
 #   tools/check_stack.sh python3.12 torch==2.11.0          # the GPU kit's Python and torch
 #
