@@ -25,6 +25,11 @@ BallPlay-M clips; numbers in docs/mjwarp.md):
 * Contact flags (fingertip force > 0.1 N on any axis; ball-floor found) agree exactly
   without events; in clip tracking 3 of 19200 fingertip samples flipped over 0.5 s across
   the 64 random starts, so we require >= 98% agreement there and exact ball-floor agreement.
+
+Every test runs MuJoCo Warp on the CPU and, marked ``cuda`` (``benchmarks/gpu_suite.py``'s
+first stage), on a CUDA device when there is one, against the same MuJoCo C worlds: the
+tolerances above were measured on the CPU, so a CUDA failure says whether the GPU's float32
+reductions stay within them.
 """
 
 from __future__ import annotations
@@ -56,26 +61,35 @@ CLIP_TOL_TYPICAL = 1e-3   # m, at least 3 of 4 worlds (these clips: <= 2e-5)
 FLAG_AGREEMENT = 0.98
 
 
+WARP_DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")])]
+
+
+@pytest.fixture(scope="module", params=WARP_DEVICES)
+def warp_device(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def engines():
-    c, w = MujocoCPUSimulator(N, num_threads=2), MujocoWarpSimulator(N)
+def engines(warp_device):
+    c, w = MujocoCPUSimulator(N, num_threads=2), MujocoWarpSimulator(N, device=warp_device)
     yield c, w
     c.close()
     w.close()
 
 
 def rollout(sim, init, targets, steps: int) -> dict[str, torch.Tensor]:
-    """(steps, N, ...) histories of body+ball positions and contact flags."""
-    sim.set_state(None, init)
+    """(steps, N, ...) histories of body+ball positions and contact flags (on the CPU)."""
+    sim.set_state(None, init.to(sim.device))
     out = {"pos": [], "force": [], "fingertip": [], "object_floor": []}
     for k in range(steps):
-        sim.set_pd_targets(targets(k))
+        sim.set_pd_targets(targets(k).to(sim.device))
         s = sim.step()
         out["pos"].append(torch.cat([s.body_pos, s.joint.obj_pos[:, None]], 1).double())
         out["force"].append(torch.cat([s.contact_forces, s.obj_contact_force[:, None]], 1).double())
         out["fingertip"].append((s.contact_forces[:, FINGERTIPS].abs() > FLAG_FORCE).any(-1))
         out["object_floor"].append(s.obj_floor_contact.clone())
-    return {k: torch.stack(v) for k, v in out.items()}
+    return {k: torch.stack(v).cpu() for k, v in out.items()}
 
 
 def compare(engines, init, targets, steps):
@@ -152,7 +166,7 @@ def test_reference_clips_tracked_with_their_own_joint_angles(engines):
     assert torch.equal(a["object_floor"], b["object_floor"])
 
 
-def test_hoop_mocap_pose_and_rim_contacts():
+def test_hoop_mocap_pose_and_rim_contacts(warp_device):
     """The hoop is a per-world mocap body: both engines place it (position and yaw) and bounce
     balls off it alike: through the rim, onto the rim tube, onto the backboard's edge, and
     thrown at the board. Measured 1.6e-3 m apart over 1.5 s: each impact on the 1 cm tube or
@@ -171,15 +185,15 @@ def test_hoop_mocap_pose_and_rim_contacts():
                                   [1.4, 1.0, 4.0], [2.0, 1.3, 3.8]])
     init.obj_lin_vel = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
     paths, scores = [], []
-    for cls in (MujocoCPUSimulator, MujocoWarpSimulator):
-        with cls(N, SceneConfig(hoop=hoop)) as sim:
-            sim.set_hoop_pose(None, rim, yaw)
-            sim.set_state(None, init)
-            sim.set_pd_targets(init.dof_pos)
-            prev, path, score = sim.state.joint.obj_pos.clone(), [], torch.zeros(N, dtype=torch.long)
+    for cls, device in ((MujocoCPUSimulator, "cpu"), (MujocoWarpSimulator, warp_device)):
+        with cls(N, SceneConfig(hoop=hoop), device=device) as sim:
+            sim.set_hoop_pose(None, rim.to(device), yaw.to(device))
+            sim.set_state(None, init.to(device))
+            sim.set_pd_targets(init.dof_pos.to(device))
+            prev, path, score = sim.state.joint.obj_pos.cpu(), [], torch.zeros(N, dtype=torch.long)
             for _ in range(EVENT_FREE_STEPS):
-                ball = sim.step().joint.obj_pos.clone()
-                score += rim_crossings(prev, ball, sim.hoop_pos, hoop.rim_radius).long()
+                ball = sim.step().joint.obj_pos.cpu()
+                score += rim_crossings(prev, ball, sim.hoop_pos.cpu(), hoop.rim_radius).long()
                 path.append(ball)
                 prev = ball
             paths.append(torch.stack(path))
