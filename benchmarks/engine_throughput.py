@@ -35,23 +35,11 @@ from mujoco import rollout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sim_scaling import standing_state  # noqa: E402  (this script's folder is on sys.path)
 from skillmimic.sim.mujoco_cpu import MujocoCPUSimulator  # noqa: E402
-from skillmimic.state import JointState
 
 
 DEFAULT_MOTION = Path(__file__).resolve().parents[2] / "shared" / "data" / "motions" / "BallPlay-M" / "layup"
-
-
-def standing_state(n: int) -> JointState:
-    """Upright T-pose slightly above the floor, ball in front at chest height."""
-    z = torch.zeros(n, 3)
-    return JointState(
-        root_pos=torch.tensor([0.0, 0.0, 0.96]).repeat(n, 1),
-        root_quat=torch.tensor([0.70710678, 0.70710678, 0.0, 0.0]).repeat(n, 1),
-        root_lin_vel=z, root_ang_vel=z, dof_pos=torch.zeros(n, 156), dof_vel=torch.zeros(n, 156),
-        obj_pos=torch.tensor([0.0, -0.5, 1.2]).repeat(n, 1), obj_quat=torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
-        obj_lin_vel=z, obj_ang_vel=z,
-    )
 
 
 class EngineRunner:

@@ -197,28 +197,22 @@ def golden() -> dict:
     if not GOLDEN.is_file():
         pytest.fail(f"{GOLDEN} is missing; record it with: python tests/test_behaviour_golden.py --write")
     record = json.loads(GOLDEN.read_text())
-    engine = recorded_engine(record["platform"])
-    if engine != _mujoco_version():
+    recorded, here = engine_version(record["platform"]), engine_version(platform_key())
+    if recorded != here:
         # Another MuJoCo release changes the contact physics itself: episodes end at other steps
         # and the sums part after the first fall, so no tolerance tells our regressions from its.
-        pytest.skip(f"fingerprint recorded with MuJoCo {engine}, this is MuJoCo {_mujoco_version()}: "
+        pytest.skip(f"fingerprint recorded with MuJoCo {recorded}, this is MuJoCo {here}: "
                     "re-record it on purpose with: python tests/test_behaviour_golden.py --write")
     return record
 
 
-def recorded_engine(platform_line: str) -> str:
-    """The MuJoCo version in a recorded platform key (see :func:`platform_key`)."""
+def engine_version(platform_line: str) -> str:
+    """The MuJoCo version in a platform key (:func:`platform_key`)."""
     for part in platform_line.split("|"):
         name, _, version = part.strip().partition(" ")
         if name == "mujoco":
             return version
-    raise ValueError(f"no MuJoCo version in the recorded platform {platform_line!r}")
-
-
-def _mujoco_version() -> str:
-    import mujoco
-
-    return mujoco.__version__
+    raise ValueError(f"no MuJoCo version in the platform {platform_line!r}")
 
 
 def _compare(now: dict, then: dict, exact: bool, what: str) -> None:
